@@ -1,0 +1,1 @@
+"""Data sources, the annotation-table contract, image IO and per-image set transforms."""
