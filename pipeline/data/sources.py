@@ -104,6 +104,7 @@ class DataConfig:
             which torchvision 0.29 uses.
         checksums: ``{archive file name: "md5:<hex>" | "sha256:<hex>"}`` overriding the pins.
         retries: extra download attempts after transient errors.
+        backoff: seconds before the first retry (doubling each time).
         local_path: an existing VOCdevkit, VOC<year> or COCO folder (source ``local``).
         local_format: ``voc`` or ``coco``.
         local_train, local_test: entries forming each split.  VOC: ``"<list>"`` (in a
@@ -120,6 +121,7 @@ class DataConfig:
     coco_url: str = "http://images.cocodataset.org"
     checksums: dict[str, str] = field(default_factory=dict)
     retries: int = 5
+    backoff: float = 2.0
     local_path: str = ""
     local_format: Literal["voc", "coco"] = "voc"
     local_train: tuple[str, ...] = ()
@@ -133,6 +135,7 @@ class DataConfig:
             except ValueError as exc:
                 require(False, f"{prefix}.checksums.{name}", str(exc))
         require(self.retries >= 0, f"{prefix}.retries", "must be >= 0")
+        require(self.backoff >= 0, f"{prefix}.backoff", "must be >= 0")
         if self.source == "local":
             require(bool(self.local_path), f"{prefix}.local_path", "required for source 'local'")
 
@@ -156,7 +159,7 @@ def _fetch_archives(cfg: DataConfig, names: list[str], out: Path, progress: bool
         checksum = cfg.checksums.get(name, arc.checksum)
         base = (cfg.voc_url if arc.host == "voc" else cfg.coco_url).rstrip("/")
         path = download(f"{base}/{arc.path}", Path(cfg.download_dir) / name, checksum,
-                        retries=cfg.retries, progress=progress)
+                        retries=cfg.retries, backoff=cfg.backoff, progress=progress)
         target, marker = out / arc.stem, out / arc.stem / ".archive-checksum"
         # Extraction is atomic, and the marker is written after it: a matching marker
         # means this exact archive is already fully extracted (re-runs skip the work).
