@@ -16,7 +16,6 @@ import hashlib
 import http.client
 import os
 import re
-import socket
 import stat
 import tarfile
 import time
@@ -143,7 +142,7 @@ def download(
             elif exc.code not in _TRANSIENT_HTTP:
                 raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
             last = exc
-        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, socket.timeout,
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError,
                 TimeoutError, _Incomplete) as exc:
             last = exc
         if attempt < retries:

@@ -285,7 +285,7 @@ def ingest(
         checks = list(tqdm(pool.map(lambda im: _check_image(im, decode), unique), total=len(unique),
                            desc="check images", unit="img", disable=not progress))
     records, bad_images, clipped = [], set(), 0
-    for img, image_problem in zip(unique, checks):
+    for img, image_problem in zip(unique, checks, strict=True):
         if image_problem is not None:
             problems.append(Problem(img.split, str(img.src), "image", image_problem, img.image_id))
             bad_images.add(img.image_id)

@@ -66,7 +66,7 @@ def test_generate_voc_layout(tmp_path):
     assert (ann.width, ann.height) == (img.shape[1], img.shape[0])
     assert 4 <= len(ann.objects) <= 8
     _, objs = generate_image(0, 0, SMALL)
-    for o, (cls, box) in zip(ann.objects, objs):
+    for o, (cls, box) in zip(ann.objects, objs, strict=True):
         assert o.name == cls
         xyxy = np.array(voc_to_xyxy(*o.box))
         # integer VOC box is the tight box rounded outwards
