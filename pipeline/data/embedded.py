@@ -193,6 +193,7 @@ def generate_image(seed: int, index: int, cfg: EmbeddedConfig) -> tuple[np.ndarr
         # Scale so the tight box's longer side equals ``side`` (keeps the size law exact).
         ext = shape.max(0) - shape.min(0)
         shape *= side / float(ext.max())
+        shape -= (shape.min(0) + shape.max(0)) / 2  # centre the tight box at the origin
         ext = shape.max(0) - shape.min(0)
         for _attempt in range(20):
             centre = rng.uniform(ext / 2 + 1, np.array([w, h]) - ext / 2 - 1)
