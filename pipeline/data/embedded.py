@@ -2,11 +2,12 @@
 
 Design (so that a detector learns something measurable and 4x downsampling hurts):
 
-* Five classes that differ in *shape* and in a class-typical hue band (hue jitter
-  +-18 deg, random saturation/value, so colour alone is a strong but imperfect cue):
-  ``disc`` (filled circle, red band), ``ring`` (outlined circle, yellow band),
-  ``square`` (filled square, green band), ``triangle`` (filled triangle, blue band),
-  ``cross`` (plus sign, magenta band).  A third of the filled objects carry a
+* Five classes that differ in *shape*: ``disc`` (filled circle), ``ring`` (outlined
+  circle), ``square`` (filled square), ``triangle`` (filled triangle), ``cross`` (plus
+  sign).  Half of the objects take their class's hue band (red, yellow, green, blue,
+  magenta; +-18 deg), the other half a uniformly random hue, with random
+  saturation/value: colour is a cue but only shape identifies every object, and
+  shape is what 4x downsampling destroys.  A third of the filled objects carry a
   stripe texture, every object a 1-px darker outline with probability 0.5.
 * Sizes: ``small_fraction`` of the objects have a side drawn log-uniformly in
   [8, 32) px (COCO "small"), the rest in [32, 100] px ("medium").  A 12-px object
@@ -46,6 +47,7 @@ _HUE = {"disc": 0.0, "ring": 55.0, "square": 120.0, "triangle": 220.0, "cross": 
 DATASET_NAME = "SOD5"
 _SUB = 4  # fixed-point subpixel bits for cv2 drawing
 _MAX_IOU = 0.1
+_CLASS_HUE_PROB = 0.5  # share of objects coloured from their class's hue band
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,8 @@ def _draw_object(rng: np.random.Generator, img: np.ndarray, cls: str, pts: np.nd
     x1, y1 = min(w, int(pts[:, 0].max()) + 3), min(h, int(pts[:, 1].max()) + 3)
     roi = img[y0:y1, x0:x1]
     local = pts - np.array([x0, y0])
-    colour = _hsv_to_rgb(_HUE[cls] + rng.uniform(-18, 18), rng.uniform(0.55, 1.0), rng.uniform(0.55, 1.0))
+    hue = _HUE[cls] + rng.uniform(-18, 18) if rng.random() < _CLASS_HUE_PROB else rng.uniform(0, 360)
+    colour = _hsv_to_rgb(hue, rng.uniform(0.55, 1.0), rng.uniform(0.55, 1.0))
     fp = np.round(local * (1 << _SUB)).astype(np.int32).reshape(-1, 1, 2)
     mask = np.zeros(roi.shape[:2], np.float32)
     cv2.fillPoly(mask, [fp], 1.0, cv2.LINE_AA, _SUB)
