@@ -129,6 +129,15 @@ def own_patches(image: np.ndarray, record: ImageRecord, small_max_area: float) -
     return out
 
 
+def has_sources(record: ImageRecord, cfg: CopyPasteConfig, bank: list[Patch] | None = None) -> bool:
+    """Whether an augmented ``record`` could receive any paste (own small objects or a usable bank)."""
+    if cfg.copies_per_object == 0:
+        return False
+    if small_object_mask(record, cfg.small_max_area).any():
+        return True
+    return bool(cfg.cross_image_objects) and any(p.image_id != record.image_id for p in bank or [])
+
+
 def copy_paste_image(
     image: np.ndarray,
     record: ImageRecord,
@@ -136,7 +145,7 @@ def copy_paste_image(
     cfg: CopyPasteConfig,
     bank: list[Patch] | None = None,
 ) -> tuple[np.ndarray, ImageRecord, list[Paste], int]:
-    """Augment one image (the probability draw included).
+    """Augment one image: the probability draw, then :func:`paste_objects`.
 
     Args:
         image: (H, W, 3) uint8, matching ``record``'s size.
@@ -147,6 +156,20 @@ def copy_paste_image(
     """
     if rng.random() >= cfg.probability:
         return image, record, [], 0
+    return paste_objects(image, record, rng, cfg, bank)
+
+
+def paste_objects(
+    image: np.ndarray,
+    record: ImageRecord,
+    rng: np.random.Generator,
+    cfg: CopyPasteConfig,
+    bank: list[Patch] | None = None,
+) -> tuple[np.ndarray, ImageRecord, list[Paste], int]:
+    """Paste copies of the small objects of ``record`` (and of ``bank`` patches) into ``image``.
+
+    Same arguments and returns as :func:`copy_paste_image`, without the probability draw.
+    """
     sources = own_patches(image, record, cfg.small_max_area)
     foreign = [p for p in (bank or []) if p.image_id != record.image_id]
     if cfg.cross_image_objects and foreign:
@@ -191,23 +214,30 @@ def _init_worker(cfg: CopyPasteConfig, seed: int, bank: list[Patch]) -> None:
     _WORKER.update(cfg=cfg, seed=seed, bank=bank)
 
 
+def _copy(src: str, dst: str, record: ImageRecord) -> tuple[ImageRecord, int, int]:
+    """Keep an image byte for byte (no re-encoding)."""
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    return record, 0, 0
+
+
 def _augment_one(task: tuple[ImageRecord, str, str]) -> tuple[ImageRecord, int, int]:
     record, src, dst = task
     cfg: CopyPasteConfig = _WORKER["cfg"]  # type: ignore[assignment]
     if record.split != "train":
-        Path(dst).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
-        return record, 0, 0
+        return _copy(src, dst, record)
+    bank: list[Patch] = _WORKER["bank"]  # type: ignore[assignment]
+    rng = image_rng(_WORKER["seed"], record.image_id)  # type: ignore[arg-type]
+    # same generator stream as copy_paste_image, but images left alone are never decoded
+    if rng.random() >= cfg.probability or not has_sources(record, cfg, bank):
+        return _copy(src, dst, record)
     image = read_image(src)
     if (image.shape[1], image.shape[0]) != (record.width, record.height):
         raise ImageError(f"{src}: image is {image.shape[1]}x{image.shape[0]} but the table says {record.width}x{record.height}")
-    rng = image_rng(_WORKER["seed"], record.image_id)  # type: ignore[arg-type]
-    out, new, pastes, failed = copy_paste_image(image, record, rng, cfg, _WORKER["bank"])  # type: ignore[arg-type]
-    if pastes:
-        write_image(dst, out, quality=cfg.jpeg_quality)
-    else:
-        Path(dst).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
+    out, new, pastes, failed = paste_objects(image, record, rng, cfg, bank)
+    if not pastes:
+        return _copy(src, dst, record)[0], 0, failed
+    write_image(dst, out, quality=cfg.jpeg_quality)
     return new, len(pastes), failed
 
 

@@ -133,6 +133,14 @@ def test_set_is_reproducible_order_independent_and_seed_dependent(src_set, tmp_p
             np.testing.assert_array_equal(a.boxes, b.boxes)
         else:
             _check_geometry(a, len(b))
+    # the pool's fast path (no decode when not augmented) follows copy_paste_image exactly
+    from pipeline.augment.copy_paste import build_bank
+    from pipeline.data.images import read_image
+
+    bank = build_bank(src_set, before, cfg, seed=5, progress=False)
+    for b, a in zip(before[:6], after[:6]):
+        _, ref, _, _ = copy_paste_image(read_image(src_set / "images" / b.file_name), b, image_rng(5, b.image_id), cfg, bank)
+        np.testing.assert_array_equal(a.boxes, ref.boxes)
     assert m1["images_augmented"] == len(pairs) and m1["instances_after"] - m1["instances_before"] == m1["pastes"]
     assert m1["small_instances_after"] > m1["small_instances_before"]
 
