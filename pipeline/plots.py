@@ -78,7 +78,7 @@ def draw_boxes(
     draw = ImageDraw.Draw(img)
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     colors = [color] * len(boxes) if isinstance(color[0], int) else list(color)  # type: ignore[index]
-    for i, (box, c) in enumerate(zip(boxes, colors)):
+    for i, (box, c) in enumerate(zip(boxes, colors, strict=True)):
         x0, y0, x1, y1 = (float(v) for v in box)
         draw.rectangle([x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)], outline=tuple(c), width=width)
         if labels is not None:

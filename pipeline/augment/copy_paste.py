@@ -38,7 +38,14 @@ from pipeline.config import require
 from pipeline.data.boxes import areas, size_bucket
 from pipeline.data.degrade import check_images_exist
 from pipeline.data.images import ImageError, read_image, write_image
-from pipeline.data.schema import ImageRecord, images_dir, read_records, records_to_table, table_path, write_table
+from pipeline.data.schema import (
+    ImageRecord,
+    images_dir,
+    read_records,
+    records_to_table,
+    table_path,
+    write_table,
+)
 from pipeline.parallel import parallel_map
 
 
@@ -304,7 +311,7 @@ def copy_paste_set(
         write_table(table_path(tmp), records_to_table(new_records, classes))
     before = [r for r in records if r.split == "train"]
     after = [r for r in new_records if r.split == "train"]
-    changed = [(b, a) for b, a in zip(records, new_records) if len(a) != len(b)]
+    changed = [(b, a) for b, a in zip(records, new_records, strict=True) if len(a) != len(b)]
     metrics = {
         "train_images": len(before),
         "images_augmented": len(changed),

@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -37,7 +36,14 @@ from pipeline.atomic import atomic_dir
 from pipeline.config import require
 from pipeline.data.boxes import scale_boxes
 from pipeline.data.images import ImageError, read_image, write_image
-from pipeline.data.schema import ImageRecord, images_dir, read_records, records_to_table, table_path, write_table
+from pipeline.data.schema import (
+    ImageRecord,
+    images_dir,
+    read_records,
+    records_to_table,
+    table_path,
+    write_table,
+)
 from pipeline.parallel import parallel_map
 
 Kernel = Literal["bicubic", "bilinear", "lanczos", "area", "box", "nearest"]
@@ -165,7 +171,7 @@ def degrade_set(
         tasks = (
             (str(src_root / r.file_name), str(images_dir(tmp) / r.file_name), (r.width, r.height),
              (lr.width, lr.height), cfg.kernel, cfg.antialias, cfg.jpeg_quality)
-            for r, lr in zip(records, lr_records)
+            for r, lr in zip(records, lr_records, strict=True)
         )
         for _ in parallel_map(
             _degrade_image, tasks, workers=cfg.workers, total=len(records), desc=f"degrade x{cfg.scale:g}",

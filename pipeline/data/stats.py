@@ -92,7 +92,7 @@ def _summary(area: np.ndarray, rel_area: np.ndarray) -> dict[str, float]:
     if area.size:
         counts = np.bincount(size_bucket(area), minlength=3)
         out["mean_rel_area"] = float(rel_area.mean())
-        out.update({f"{b}_share": float(c / area.size) for b, c in zip(BUCKETS, counts)})
+        out.update({f"{b}_share": float(c / area.size) for b, c in zip(BUCKETS, counts, strict=True)})
         out["small"] = int(counts[0])
     return out
 
@@ -188,7 +188,7 @@ def per_class_rows(stats: SetStats) -> list[dict[str, object]]:
 
 def histogram_rows(stats: SetStats) -> list[dict[str, object]]:
     """Rows ``sqrt_area`` (bin lower edge, px) and ``count`` for ``dvc plots``."""
-    return [{"sqrt_area": float(e), "count": int(c)} for e, c in zip(stats.hist_edges[:-1], stats.hist_counts)]
+    return [{"sqrt_area": float(e), "count": int(c)} for e, c in zip(stats.hist_edges[:-1], stats.hist_counts, strict=True)]
 
 
 def write_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, object]], columns: Sequence[str]) -> None:

@@ -51,7 +51,7 @@ def test_pastes_are_free_inside_and_pixel_exact():
     np.testing.assert_array_equal(new.boxes[: len(rec)], rec.boxes)
     assert not new.difficult[len(rec):].any() and not new.iscrowd[len(rec):].any()
     _check_geometry(new, len(rec))
-    for p, label in zip(pastes, new.labels[len(rec):]):
+    for p, label in zip(pastes, new.labels[len(rec):], strict=True):
         x0, y0, x1, y1 = p.source_crop
         expected = rescale_patch(img[y0:y1, x0:x1], p.scale)
         bx0, by0, bx1, by1 = (int(v) for v in p.box)
@@ -127,7 +127,7 @@ def test_set_is_reproducible_order_independent_and_seed_dependent(src_set, tmp_p
     before, classes = read_records(src_set)
     after, classes2 = read_records(tmp_path / "a")
     assert classes2 == classes and [r.image_id for r in after] == [r.image_id for r in before]
-    for b, a in zip(before, after):
+    for b, a in zip(before, after, strict=True):
         if b.split == "test":  # test split untouched: same bytes, same annotations
             assert (tmp_path / "a" / "images" / b.file_name).read_bytes() == (src_set / "images" / b.file_name).read_bytes()
             np.testing.assert_array_equal(a.boxes, b.boxes)
@@ -138,7 +138,7 @@ def test_set_is_reproducible_order_independent_and_seed_dependent(src_set, tmp_p
     from pipeline.data.images import read_image
 
     bank = build_bank(src_set, before, cfg, seed=5, progress=False)
-    for b, a in zip(before[:6], after[:6]):
+    for b, a in zip(before[:6], after[:6], strict=True):
         _, ref, _, _ = copy_paste_image(read_image(src_set / "images" / b.file_name), b, image_rng(5, b.image_id), cfg, bank)
         np.testing.assert_array_equal(a.boxes, ref.boxes)
     assert m1["images_augmented"] == len(pairs) and m1["instances_after"] - m1["instances_before"] == m1["pastes"]

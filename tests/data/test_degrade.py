@@ -103,7 +103,7 @@ def test_degrade_set_serial_equals_parallel_stage(hr_set, tmp_path):
     out, classes = read_records(serial)
     assert classes == CLASSES and [r.file_name for r in out] == ["a.jpg", "b.png", "c.jpg"]
     assert [r.split for r in out] == ["train", "test", "train"]
-    for r, src in zip(out, recs):
+    for r, src in zip(out, recs, strict=True):
         assert (r.width, r.height) == lr_size(src.width, src.height, 4)
         assert read_image(serial / "images" / r.file_name).shape == (r.height, r.width, 3)
         np.testing.assert_allclose(
