@@ -35,6 +35,7 @@ def project_env(root: Path) -> dict[str, str]:
             env.pop(k)
     env["PREFECT_HOME"] = str(root / ".prefect")
     env["PREFECT_LOGGING_LEVEL"] = "WARNING"
+    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
     env["DVC_NO_ANALYTICS"] = "1"
     env["PYTHONPATH"] = str(root)
     return env
