@@ -90,8 +90,9 @@ def draw_panel(image: np.ndarray, gt_boxes: np.ndarray, det: ImageDetections, cl
         cv2.rectangle(canvas, (x0, y0), (x1, y1), color, 2)
         cv2.putText(canvas, f"{classes[int(lb)]} {sc:.2f}", (x0, max(10, y0 - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
                     color, 1, cv2.LINE_AA)
-    cv2.rectangle(canvas, (0, 0), (8 * len(label) + 8, 16), (0, 0, 0), -1)
-    cv2.putText(canvas, label, (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+    # Panel label in the bottom-left corner, out of the way of top-left objects.
+    cv2.rectangle(canvas, (0, height - 16), (8 * len(label) + 8, height), (0, 0, 0), -1)
+    cv2.putText(canvas, label, (4, height - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
     return canvas
 
 
