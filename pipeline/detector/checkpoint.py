@@ -61,7 +61,11 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is the same user error
         raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
-    missing = [k for k in ("format", "config", "num_classes", "state_dict") if not isinstance(ckpt, dict) or k not in ckpt]
+    missing = [
+        k
+        for k in ("format", "config", "num_classes", "state_dict")
+        if not isinstance(ckpt, dict) or k not in ckpt
+    ]
     if missing:
         raise CheckpointError(f"{path}: not a detector checkpoint (missing {missing})")
     if ckpt["format"] != FORMAT:
@@ -76,7 +80,9 @@ def _config_of(ckpt: dict[str, Any], path: Path) -> ModelConfig:
         raise CheckpointError(f"{path}: recorded model config is not valid here ({exc})") from exc
 
 
-def load_detector(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> tuple[SSD, dict[str, Any]]:
+def load_detector(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> tuple[SSD, dict[str, Any]]:
     """Rebuild the recorded model and load its weights; returns ``(model, extra)``."""
     ckpt = read_checkpoint(path, map_location)
     cfg = _config_of(ckpt, Path(path))
@@ -96,7 +102,11 @@ def load_weights_into(model: SSD, path: str | os.PathLike[str]) -> dict[str, Any
     theirs = _identity(_config_of(ckpt, Path(path)), int(ckpt["num_classes"]))
     ours = _identity(model.config, model.num_classes)
     if theirs != ours:
-        diff = {k: (theirs.get(k), ours.get(k)) for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)}
+        diff = {
+            k: (theirs.get(k), ours.get(k))
+            for k in sorted(set(theirs) | set(ours))
+            if theirs.get(k) != ours.get(k)
+        }
         raise CheckpointMismatchError(
             f"{path}: checkpoint is variant {theirs['variant']!r} ({theirs['num_classes']} classes), "
             f"model is variant {ours['variant']!r} ({ours['num_classes']} classes); "

@@ -40,7 +40,9 @@ def test_ssd300_has_8732_boxes_on_published_sources(models):
     assert _per_level(m) == [
         ("conv4_3", 38, 4), ("fc7", 19, 6), ("conv8_2", 10, 6), ("conv9_2", 5, 6), ("conv10_2", 3, 4), ("conv11_2", 1, 4)
     ]  # fmt: skip
-    assert m.anchors.shape == (38 * 38 * 4 + 19 * 19 * 6 + 10 * 10 * 6 + 5 * 5 * 6 + 9 * 4 + 4, 4) == (8732, 4)
+    assert (
+        m.anchors.shape == (38 * 38 * 4 + 19 * 19 * 6 + 10 * 10 * 6 + 5 * 5 * 6 + 9 * 4 + 4, 4) == (8732, 4)
+    )
     assert [lv.step for lv in m.levels] == [8, 16, 32, 64, 100, 300]
     # First conv4_3 cell: centre 0.5 * 8 / 300; sizes 30 px, sqrt(30 * 60) px, 30 px at aspect 2 and 1/2.
     c, s, r = 4 / 300, 0.1, math.sqrt(2)

@@ -64,9 +64,13 @@ def test_forced_anchor_conflict_goes_to_later_gt_and_images_are_independent():
 
 def test_empty_gt_gives_background_everywhere():
     _, xy = _anchors([0.5, 0.5, 0.4, 0.4])
-    labels, _ = match_iou(torch.zeros(2, 0, 4), torch.zeros(2, 0, dtype=torch.long), xy, torch.full((1,), 0.5))
+    labels, _ = match_iou(
+        torch.zeros(2, 0, 4), torch.zeros(2, 0, dtype=torch.long), xy, torch.full((1,), 0.5)
+    )
     assert labels.shape == (2, 1) and not labels.any()
-    labels, _ = match_iou(torch.zeros(1, 3, 4), torch.zeros(1, 3, dtype=torch.long), xy, torch.full((1,), 0.5))
+    labels, _ = match_iou(
+        torch.zeros(1, 3, 4), torch.zeros(1, 3, dtype=torch.long), xy, torch.full((1,), 0.5)
+    )
     assert not labels.any()
 
 

@@ -22,8 +22,12 @@ def conv(cin: int, cout: int, k: int, bias: bool = True) -> int:
 VGG = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
        (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]  # fmt: skip
 BACKBONE = sum(conv(a, b, 3) for a, b in VGG) + conv(512, 1024, 3) + conv(1024, 1024, 1)
-EXTRAS = conv(1024, 256, 1) + conv(256, 512, 3) + conv(512, 128, 1) + conv(128, 256, 3) + 2 * (
-    conv(256, 128, 1) + conv(128, 256, 3)
+EXTRAS = (
+    conv(1024, 256, 1)
+    + conv(256, 512, 3)
+    + conv(512, 128, 1)
+    + conv(128, 256, 3)
+    + 2 * (conv(256, 128, 1) + conv(128, 256, 3))
 )
 SOURCES = [(512, 4), (1024, 6), (512, 6), (256, 6), (256, 4), (256, 4)]  # (channels, boxes per cell)
 HEADS = sum(conv(c, b * 21, 3) + conv(c, b * 4, 3) for c, b in SOURCES)
@@ -49,7 +53,9 @@ def test_parameter_counts_match_hand_count():
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_output_shapes_and_decode(variant):
     torch.manual_seed(0)
-    model = build_detector(ModelConfig(variant=variant, width=0.125), num_classes=3, init_backbone=False).eval()
+    model = build_detector(
+        ModelConfig(variant=variant, width=0.125), num_classes=3, init_backbone=False
+    ).eval()
     info = describe(model)
     a = info["anchors"]
     assert a == sum(lv["anchors"] for lv in info["levels"]) == model.anchors.shape[0]
