@@ -139,9 +139,9 @@ class SSDBackbone(nn.Module):
         super().__init__()
         self.trunk = VGG16Trunk(width)
         self.extras = SSDExtras(self.trunk.out_channels[-1], self.trunk.strides[-1], width)
-        self.channels = dict(zip(self.NAMES, self.trunk.out_channels + self.extras.out_channels))
-        self.strides = dict(zip(self.NAMES, self.trunk.strides + self.extras.strides))
+        self.channels = dict(zip(self.NAMES, self.trunk.out_channels + self.extras.out_channels, strict=True))
+        self.strides = dict(zip(self.NAMES, self.trunk.strides + self.extras.strides, strict=True))
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         c3, c4, fc7 = self.trunk(x)
-        return dict(zip(self.NAMES, [c3, c4, fc7, *self.extras(fc7)]))
+        return dict(zip(self.NAMES, [c3, c4, fc7, *self.extras(fc7)], strict=True))

@@ -35,7 +35,9 @@ class SourceEnhancer(nn.Module):
 
     def __init__(self, channels: Sequence[int], sizes: Sequence[int]) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(FEM(c) if s > 1 else nn.Identity() for c, s in zip(channels, sizes))
+        self.blocks = nn.ModuleList(
+            FEM(c) if s > 1 else nn.Identity() for c, s in zip(channels, sizes, strict=True)
+        )
 
     def forward(self, sources: Sequence[Tensor]) -> list[Tensor]:
-        return [block(x) for block, x in zip(self.blocks, sources)]
+        return [block(x) for block, x in zip(self.blocks, sources, strict=True)]

@@ -31,9 +31,12 @@ class SSDHead(nn.Module):
             raise ValueError(f"{len(in_channels)} sources but {len(boxes_per_cell)} box counts")
         self.num_outputs = num_outputs
         self.cls = nn.ModuleList(
-            nn.Conv2d(c, b * num_outputs, 3, padding=1) for c, b in zip(in_channels, boxes_per_cell)
+            nn.Conv2d(c, b * num_outputs, 3, padding=1)
+            for c, b in zip(in_channels, boxes_per_cell, strict=True)
         )
-        self.reg = nn.ModuleList(nn.Conv2d(c, b * 4, 3, padding=1) for c, b in zip(in_channels, boxes_per_cell))
+        self.reg = nn.ModuleList(
+            nn.Conv2d(c, b * 4, 3, padding=1) for c, b in zip(in_channels, boxes_per_cell, strict=True)
+        )
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_uniform_(m.weight)
@@ -41,6 +44,6 @@ class SSDHead(nn.Module):
 
     def forward(self, sources: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
         """sources: list of (N, C_l, H_l, W_l) -> cls (N, A, C+1), box (N, A, 4)."""
-        cls = [_flatten(head(x), self.num_outputs) for head, x in zip(self.cls, sources)]
-        box = [_flatten(head(x), 4) for head, x in zip(self.reg, sources)]
+        cls = [_flatten(head(x), self.num_outputs) for head, x in zip(self.cls, sources, strict=True)]
+        box = [_flatten(head(x), 4) for head, x in zip(self.reg, sources, strict=True)]
         return torch.cat(cls, dim=1), torch.cat(box, dim=1)

@@ -119,9 +119,10 @@ def match_atss(
     cand_iou = torch.gather(iou, 2, cand)
     threshold = cand_iou.mean(-1, keepdim=True) + cand_iou.std(-1, keepdim=True)
     cx, cy = acx[cand], acy[cand]  # (N, G, K)
-    inside = torch.stack(
-        (cx - gt[..., 0:1], cy - gt[..., 1:2], gt[..., 2:3] - cx, gt[..., 3:4] - cy), -1
-    ).amin(-1) > 0
+    inside = (
+        torch.stack((cx - gt[..., 0:1], cy - gt[..., 1:2], gt[..., 2:3] - cx, gt[..., 3:4] - cy), -1).amin(-1)
+        > 0
+    )
     positive = (cand_iou >= threshold) & inside & valid.unsqueeze(-1)
     score = torch.full_like(iou, -1.0).scatter(2, cand, torch.where(positive, cand_iou, -1.0))
     best_score, best_gt = score.max(dim=1)  # (N, A)

@@ -49,7 +49,9 @@ class FusionModule(nn.Module):
 
     def __init__(self, shallow_channels: int, deep_channels: int, out_channels: int, num_up: int) -> None:
         super().__init__()
-        self.shallow = nn.Sequential(nn.Conv2d(shallow_channels, out_channels, 3, padding=1), L2Norm(out_channels))
+        self.shallow = nn.Sequential(
+            nn.Conv2d(shallow_channels, out_channels, 3, padding=1), L2Norm(out_channels)
+        )
         layers: list[nn.Module] = []
         c = deep_channels
         for i in range(num_up):

@@ -14,12 +14,11 @@ CLI: ``python -m pipeline.detector.model --variant shallow --width 1`` prints
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import accumulate, chain
 
 import torch
 from torch import Tensor, nn
@@ -98,7 +97,11 @@ class ModelConfig:
 
     def validate(self, prefix: str = "model") -> None:
         parse_variant(self.variant, f"{prefix}.variant")
-        require(64 <= self.input_size <= 2048, f"{prefix}.input_size", f"must be in [64, 2048], got {self.input_size}")
+        require(
+            64 <= self.input_size <= 2048,
+            f"{prefix}.input_size",
+            f"must be in [64, 2048], got {self.input_size}",
+        )
         require(0 < self.width <= 4, f"{prefix}.width", f"must be in (0, 4], got {self.width}")
         require(
             self.backbone_weights is None or self.width == 1.0,
@@ -158,8 +161,8 @@ class SSD(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         counts = [lv.num_anchors for lv in self.levels]
-        ends = list(chain.from_iterable([[sum(counts[: i + 1])] for i in range(len(counts))]))
-        self.level_bounds = tuple(zip([0, *ends[:-1]], ends))
+        ends = list(accumulate(counts))
+        self.level_bounds = tuple(zip([0, *ends[:-1]], ends, strict=True))
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """images (N, 3, S, S) float in [0, 1] (or uint8 0..255), RGB.
@@ -189,7 +192,9 @@ class SSD(nn.Module):
             )
         return match_iou(gt_boxes, gt_labels, self.anchors_xyxy, self.anchor_iou_threshold)
 
-    def loss(self, cls_logits: Tensor, box_deltas: Tensor, gt_boxes: Tensor, gt_labels: Tensor) -> dict[str, Tensor]:
+    def loss(
+        self, cls_logits: Tensor, box_deltas: Tensor, gt_boxes: Tensor, gt_labels: Tensor
+    ) -> dict[str, Tensor]:
         """Multibox loss; gt_boxes (N, G, 4) normalised xyxy, gt_labels (N, G) 1..C, 0 = padding.
 
         Returns ``{"loss", "cls", "box"}`` scalars (no host sync).
@@ -208,7 +213,10 @@ class SSD(nn.Module):
 
 def _meta_forward(module: nn.Module, x: Tensor):
     """Run ``module`` on the meta device (shapes only, no compute, weights untouched)."""
-    state = {k: torch.empty_like(v, device="meta") for k, v in chain(module.named_parameters(), module.named_buffers())}
+    state = {
+        k: torch.empty_like(v, device="meta")
+        for k, v in chain(module.named_parameters(), module.named_buffers())
+    }
     return torch.func.functional_call(module, state, (x,))
 
 
@@ -217,7 +225,11 @@ def _level_specs(
 ) -> list[LevelSpec]:
     scale_levels = [n for n in names if n not in SHARED_SIZES]
     px = dict(
-        zip(scale_levels, caffe_sizes(len(scale_levels), cfg.input_size, cfg.first_scale, cfg.min_scale, cfg.max_scale))
+        zip(
+            scale_levels,
+            caffe_sizes(len(scale_levels), cfg.input_size, cfg.first_scale, cfg.min_scale, cfg.max_scale),
+            strict=True,
+        )
     )
     specs = []
     for n in names:
@@ -248,7 +260,9 @@ def build_detector(cfg: ModelConfig, num_classes: int, init_backbone: bool = Tru
     try:
         maps = _meta_forward(backbone, x)
     except RuntimeError as exc:
-        raise ConfigError(f"model.input_size: {cfg.input_size} is too small for the SSD layer stack ({exc})") from exc
+        raise ConfigError(
+            f"model.input_size: {cfg.input_size} is too small for the SSD layer stack ({exc})"
+        ) from exc
     sizes = {k: int(v.shape[-1]) for k, v in maps.items()}
     strides = dict(backbone.strides)
     if variant.mdssd:
@@ -260,11 +274,18 @@ def build_detector(cfg: ModelConfig, num_classes: int, init_backbone: bool = Tru
         names = (("conv3_3",) if variant.shallow else ()) + SSD_SOURCES
         sources = SSDSources(names, backbone.channels)
     src_maps = torch.func.functional_call(
-        sources, {k: torch.empty_like(v, device="meta") for k, v in chain(sources.named_parameters(), sources.named_buffers())}, (maps,)
+        sources,
+        {
+            k: torch.empty_like(v, device="meta")
+            for k, v in chain(sources.named_parameters(), sources.named_buffers())
+        },
+        (maps,),
     )
-    src_sizes = dict(zip(sources.names, (int(m.shape[-1]) for m in src_maps)))
+    src_sizes = dict(zip(sources.names, (int(m.shape[-1]) for m in src_maps), strict=True))
     levels = _level_specs(sources.names, src_sizes, strides, cfg)
-    enhancer = SourceEnhancer(sources.out_channels, [lv.size for lv in levels]) if variant.fem else nn.Identity()
+    enhancer = (
+        SourceEnhancer(sources.out_channels, [lv.size for lv in levels]) if variant.fem else nn.Identity()
+    )
     head = SSDHead(sources.out_channels, [lv.boxes_per_cell for lv in levels], num_classes + 1)
     small = {"conv3_3"} if variant.shallow else set()
     thresholds = [cfg.small_iou_threshold if lv.name in small else cfg.iou_threshold for lv in levels]
@@ -311,7 +332,7 @@ def describe(model: SSD) -> dict:
                 "step": lv.step,
                 "iou_threshold": float(model.anchor_iou_threshold[start]),
             }
-            for lv, (start, _) in zip(model.levels, model.level_bounds)
+            for lv, (start, _) in zip(model.levels, model.level_bounds, strict=True)
         ],
     }
 
@@ -330,4 +351,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 if __name__ == "__main__":
     main()
 
-__all__ = ["SSD", "ModelConfig", "build_detector", "describe", "dataclasses"]
+__all__ = ["SSD", "ModelConfig", "build_detector", "describe"]

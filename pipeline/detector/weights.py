@@ -90,7 +90,7 @@ def load_vgg16_weights(trunk: VGG16Trunk, source: str | os.PathLike[str]) -> Non
         mapped.update(_decimate_fc(state, trunk, where))
     else:
         log.warning("%s has no classifier weights: fc6/fc7 stay randomly initialised", where)
-    missing, unexpected = trunk.load_state_dict(mapped, strict=False)
+    missing, unexpected = trunk.load_state_dict(mapped, strict=True)
     assert not unexpected, unexpected
     log.info("loaded VGG16 backbone weights from %s (%d tensors)", where, len(mapped))
 
