@@ -38,13 +38,20 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    dev = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if args.device == "auto" else args.device))
+    dev = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     cuda = dev.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     torch.manual_seed(0)
     ours = build_detector(ModelConfig(), args.classes).eval().to(dev)
-    tv = ssd300_vgg16(weights=None, weights_backbone=None, num_classes=args.classes + 1, score_thresh=0.01).eval().to(dev)
+    tv = (
+        ssd300_vgg16(weights=None, weights_backbone=None, num_classes=args.classes + 1, score_thresh=0.01)
+        .eval()
+        .to(dev)
+    )
     if cuda:
         ours, tv = ours.to(memory_format=torch.channels_last), tv.to(memory_format=torch.channels_last)
     cfg = PostprocessConfig(method=args.method)

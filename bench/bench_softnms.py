@@ -19,7 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -74,8 +73,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    dev = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if args.device == "auto" else args.device))
+    dev = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     boxes, scores = make_inputs(args.batch, args.classes, seed=0)
     above = (scores > 0.01).sum((1, 2)).float()
@@ -85,7 +87,11 @@ def main() -> None:
         "torch": torch.__version__, "batch": args.batch, "anchors": int(boxes.shape[1]), "classes": args.classes,
         "candidates_above_0.01_per_image": float(above.mean()), "ms_per_image": {},
     }  # fmt: skip
-    for name, method in (("hard_nms_torchvision", "nms"), ("soft_linear", "soft_linear"), ("soft_gaussian", "soft_gaussian")):
+    for name, method in (
+        ("hard_nms_torchvision", "nms"),
+        ("soft_linear", "soft_linear"),
+        ("soft_gaussian", "soft_gaussian"),
+    ):
         cfg = PostprocessConfig(method=method)
         t = timeit(lambda cfg=cfg: postprocess(boxes, scores, cfg), args.iters, sync)
         res["ms_per_image"][name] = 1e3 * t / args.batch

@@ -44,8 +44,15 @@ def records_to_coco(records: Sequence[ImageRecord], classes: Sequence[str]) -> d
     ids = image_id_map(records)
     images, anns = [], []
     for r in sorted(records, key=lambda r: ids[r.image_id]):
-        images.append({"id": ids[r.image_id], "image_key": r.image_id, "file_name": r.file_name,
-                       "width": int(r.width), "height": int(r.height)})
+        images.append(
+            {
+                "id": ids[r.image_id],
+                "image_key": r.image_id,
+                "file_name": r.file_name,
+                "width": int(r.width),
+                "height": int(r.height),
+            }
+        )
         xywh = xyxy_to_xywh(r.boxes)
         for j in range(len(r)):
             anns.append({
@@ -73,7 +80,9 @@ def _load(backend: Backend) -> tuple[Any, Any]:
     raise ValueError(f"unknown COCO backend {backend!r} (expected 'pycocotools' or 'faster')")
 
 
-def coco_evaluate(gt: Mapping[str, Any], results: list[dict[str, Any]], backend: Backend = "pycocotools") -> dict[str, float]:
+def coco_evaluate(
+    gt: Mapping[str, Any], results: list[dict[str, Any]], backend: Backend = "pycocotools"
+) -> dict[str, float]:
     """Bounding-box COCO stats (AP@[.5:.95], AP50, AP75, AP_S/M/L, AR1/10/100, AR_S/M/L).
 
     Args:
@@ -92,12 +101,15 @@ def coco_evaluate(gt: Mapping[str, Any], results: list[dict[str, Any]], backend:
             coco_dt = coco_gt.loadRes(copy.deepcopy(list(results)))
         else:  # loadRes rejects an empty list; no detections is a valid (AP 0) result
             coco_dt = coco_cls()
-            coco_dt.dataset = {"images": copy.deepcopy(gt["images"]), "categories": copy.deepcopy(gt["categories"]),
-                               "annotations": []}
+            coco_dt.dataset = {
+                "images": copy.deepcopy(gt["images"]),
+                "categories": copy.deepcopy(gt["categories"]),
+                "annotations": [],
+            }
             coco_dt.createIndex()
         ev = eval_cls(coco_gt, coco_dt, "bbox")
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
     stats = np.asarray(ev.stats, dtype=np.float64)[: len(STAT_NAMES)]
-    return {name: float(v) for name, v in zip(STAT_NAMES, stats)}
+    return {name: float(v) for name, v in zip(STAT_NAMES, stats, strict=False)}

@@ -11,7 +11,11 @@ from pipeline.postprocess.config import PostprocessConfig
 
 
 def _default_methods() -> dict[str, dict[str, Any]]:
-    return {"nms": {"method": "nms"}, "softnms": {"method": "soft_linear"}, "softnms_gauss": {"method": "soft_gaussian"}}
+    return {
+        "nms": {"method": "nms"},
+        "softnms": {"method": "soft_linear"},
+        "softnms_gauss": {"method": "soft_gaussian"},
+    }
 
 
 @dataclass(frozen=True)

@@ -75,15 +75,22 @@ def predict_set_multi(
     """
     records, classes = load_split(set_dir, split)
     if getattr(model, "num_classes", len(classes)) != len(classes):
-        raise ValueError(f"{set_dir}: model has {model.num_classes} classes, the set has {len(classes)} {classes}")
+        raise ValueError(
+            f"{set_dir}: model has {model.num_classes} classes, the set has {len(classes)} {classes}"
+        )
     dev = resolve_device(device)
     cuda = dev.type == "cuda"
     model = model.eval().to(dev)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
     size = int(model.config.input_size)
-    loader = DataLoader(SetImages(Path(set_dir), records, size), batch_size=batch_size, shuffle=False,
-                        num_workers=num_workers, pin_memory=cuda)
+    loader = DataLoader(
+        SetImages(Path(set_dir), records, size),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=cuda,
+    )
     out: dict[str, dict[str, Detections]] = {name: {} for name in post_cfgs}
     start = 0
     for images in tqdm(loader, desc=f"infer {Path(set_dir).name}", unit="batch", disable=not progress):
@@ -95,10 +102,12 @@ def predict_set_multi(
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
             cls_logits, box_deltas = model(images)
         boxes, scores = model.decode(cls_logits.float(), box_deltas.float())
-        scale = torch.tensor([[r.width, r.height, r.width, r.height] for r in batch], dtype=torch.float32, device=dev)
+        scale = torch.tensor(
+            [[r.width, r.height, r.width, r.height] for r in batch], dtype=torch.float32, device=dev
+        )
         boxes = boxes * scale[:, None, :]  # normalised -> this set's pixels
         for name, cfg in post_cfgs.items():
-            for r, d in zip(batch, postprocess(boxes, scores, cfg)):
+            for r, d in zip(batch, postprocess(boxes, scores, cfg), strict=False):
                 out[name][r.image_id] = d.to("cpu")
     return out
 
@@ -115,3 +124,18 @@ def predict_set(
     """``{image_id: Detections}`` (set pixel coords) for one post-processing config."""
     cfg = post_cfg or PostprocessConfig()
     return predict_set_multi(model, set_dir, {"_": cfg}, split, batch_size, device, num_workers)["_"]
+
+
+def load_model_for_eval(checkpoint: str | os.PathLike[str], model_cfg, num_classes: int) -> nn.Module:  # noqa: ANN001
+    """Build the *configured* detector (params ``model``) and load ``checkpoint`` into it.
+
+    A checkpoint trained for another variant/config raises
+    :class:`pipeline.detector.checkpoint.CheckpointMismatchError` naming both sides,
+    rather than silently evaluating a different model than params.yaml says.
+    """
+    from pipeline.detector.checkpoint import load_weights_into
+    from pipeline.detector.model import build_detector
+
+    model = build_detector(model_cfg, num_classes, init_backbone=False)
+    load_weights_into(model, checkpoint)
+    return model.eval()

@@ -36,7 +36,12 @@ from pipeline.data.schema import ImageRecord, images_dir
 from pipeline.evaluation.coco import Backend, coco_evaluate, records_to_coco
 from pipeline.evaluation.infer import load_split, predict_set_multi
 from pipeline.evaluation.plots import draw_panel, plot_pr, write_pr_csv, write_side_by_side
-from pipeline.evaluation.results import detections_to_results, read_results, results_to_detections, write_results
+from pipeline.evaluation.results import (
+    detections_to_results,
+    read_results,
+    results_to_detections,
+    write_results,
+)
 from pipeline.evaluation.voc import ImageDetections, VocResult, evaluate_voc
 from pipeline.postprocess import PostprocessConfig
 
@@ -54,7 +59,9 @@ def _finite(x: float) -> float:
 
 
 def to_reference_frame(
-    detections: Mapping[str, object], set_records: Sequence[ImageRecord], ref_records: Mapping[str, ImageRecord]
+    detections: Mapping[str, object],
+    set_records: Sequence[ImageRecord],
+    ref_records: Mapping[str, ImageRecord],
 ) -> dict[str, ImageDetections]:
     """Scale each image's boxes from its set's pixel frame into the reference (HR) frame."""
     out = {}
@@ -84,7 +91,9 @@ def score_detections(
     write_results(results_path, detections_to_results(detections, ids))
     results = read_results(results_path, gt_coco)
     dets = results_to_detections(results, ids)
-    voc = {b: evaluate_voc(ref_records, dets, classes, area_range=b) for b in ("all", "small", "medium", "large")}
+    voc = {
+        b: evaluate_voc(ref_records, dets, classes, area_range=b) for b in ("all", "small", "medium", "large")
+    }
     metrics = {"map": voc["all"].map, "map_07": voc["all"].map_07}
     metrics.update({f"map_{b}": voc[b].map for b in ("small", "medium", "large")})
     metrics.update(coco_evaluate(gt_coco, results, coco_backend))
@@ -139,7 +148,9 @@ def evaluate_matrix(
         ids = {r.image_id for r in recs}
         if ids != set(ref_by_id):
             missing = sorted(set(ref_by_id) - ids)[:3] or sorted(ids - set(ref_by_id))[:3]
-            raise ValueError(f"set {name!r} ({path}): its {split!r} images differ from the reference set's, e.g. {missing}")
+            raise ValueError(
+                f"set {name!r} ({path}): its {split!r} images differ from the reference set's, e.g. {missing}"
+            )
         set_records[name] = recs
 
     metrics: dict[str, float] = {}
@@ -153,24 +164,43 @@ def evaluate_matrix(
             raw = predict_set_multi(model, path, methods, split, batch_size, device, num_workers, progress)
             for method in tqdm(methods, desc=f"score {set_name}", disable=not progress):
                 dets = to_reference_frame(raw[method], set_records[set_name], ref_by_id)
-                m, vocs = score_detections(dets, ref_records, classes, gt_coco,
-                                          tmp / "detections" / f"{set_name}_{method}.json", coco_backend)
+                m, vocs = score_detections(
+                    dets,
+                    ref_records,
+                    classes,
+                    gt_coco,
+                    tmp / "detections" / f"{set_name}_{method}.json",
+                    coco_backend,
+                )
                 voc, small = vocs["all"], vocs["small"]
                 for k, v in m.items():
                     metrics[f"{set_name}.{method}.{k}"] = v
                 table = per_class.setdefault(set_name, {}).setdefault(method, {})
                 for c, name in enumerate(classes):
-                    row = {"ap": _finite(voc.ap[c]), "ap_07": _finite(voc.ap_07[c]),
-                           "ap_small": _finite(small.ap[c]), "npos": voc.curves[c].npos}
+                    row = {
+                        "ap": _finite(voc.ap[c]),
+                        "ap_07": _finite(voc.ap_07[c]),
+                        "ap_small": _finite(small.ap[c]),
+                        "npos": voc.curves[c].npos,
+                    }
                     table[name] = row
-                    csv_rows.append(f"{set_name},{method},{name},{row['ap']:.6f},{row['ap_07']:.6f},"
-                                    f"{row['ap_small']:.6f},{row['npos']}")
+                    csv_rows.append(
+                        f"{set_name},{method},{name},{row['ap']:.6f},{row['ap_07']:.6f},"
+                        f"{row['ap_small']:.6f},{row['npos']}"
+                    )
                 write_pr_csv(tmp / "pr" / f"{set_name}_{method}.csv", classes, voc.curves)
-                plot_pr(tmp / "figures" / f"pr_{set_name}_{method}.png", f"{set_name} / {method}", classes,
-                        voc.curves, [c for c in pr_classes if c in classes])
+                plot_pr(
+                    tmp / "figures" / f"pr_{set_name}_{method}.png",
+                    f"{set_name} / {method}",
+                    classes,
+                    voc.curves,
+                    [c for c in pr_classes if c in classes],
+                )
                 if method == picture_method:
                     drawn[set_name] = dets
-        _write_pictures(tmp / "figures", sets, set_records, ref_records, classes, drawn, pictures, picture_score)
+        _write_pictures(
+            tmp / "figures", sets, set_records, ref_records, classes, drawn, pictures, picture_score
+        )
         write_json(tmp / "per_class_ap.json", per_class)
         write_text(tmp / "per_class_ap.csv", "\n".join(csv_rows) + "\n")
         write_json(tmp / "metrics.json", metrics)  # last: present only if everything else succeeded
@@ -196,10 +226,20 @@ def _write_pictures(
         for name, path in sets.items():
             rec = next(r for r in set_records[name] if r.image_id == ref.image_id)
             image = read_image(images_dir(path) / rec.file_name)
-            det = drawn.get(name, {}).get(ref.image_id) or ImageDetections(np.zeros((0, 4), np.float32), np.zeros(0),
-                                                                          np.zeros(0, np.int64))
-            panels.append(draw_panel(image, ref.boxes, det, classes, (ref.width, ref.height),
-                                     min(400, max(ref.height, 200)), f"{name} {image.shape[1]}x{image.shape[0]}",
-                                     min_score))
+            det = drawn.get(name, {}).get(ref.image_id) or ImageDetections(
+                np.zeros((0, 4), np.float32), np.zeros(0), np.zeros(0, np.int64)
+            )
+            panels.append(
+                draw_panel(
+                    image,
+                    ref.boxes,
+                    det,
+                    classes,
+                    (ref.width, ref.height),
+                    min(400, max(ref.height, 200)),
+                    f"{name} {image.shape[1]}x{image.shape[0]}",
+                    min_score,
+                )
+            )
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in ref.image_id)
         write_side_by_side(fig_dir / f"detections_{i}_{safe}.png", panels)

@@ -28,15 +28,23 @@ class ResultsFormatError(ValueError):
     """A detections file is not valid COCO results format; the message names file and entry."""
 
 
-def detections_to_results(detections: Mapping[str, object], id_map: Mapping[str, int]) -> list[dict[str, Any]]:
+def detections_to_results(
+    detections: Mapping[str, object], id_map: Mapping[str, int]
+) -> list[dict[str, Any]]:
     """``{image_id: Detections}`` (xyxy pixels, 0-based labels) -> COCO results entries."""
     out = []
     for key in sorted(detections, key=lambda k: id_map[k]):
         d = ImageDetections.of(detections[key])
         xywh = xyxy_to_xywh(d.boxes)
-        for box, score, label in zip(xywh.tolist(), d.scores.tolist(), d.labels.tolist()):
-            out.append({"image_id": id_map[key], "category_id": int(label) + 1,
-                        "bbox": [round(float(v), 3) for v in box], "score": round(float(score), 6)})
+        for box, score, label in zip(xywh.tolist(), d.scores.tolist(), d.labels.tolist(), strict=False):
+            out.append(
+                {
+                    "image_id": id_map[key],
+                    "category_id": int(label) + 1,
+                    "bbox": [round(float(v), 3) for v in box],
+                    "score": round(float(score), 6),
+                }
+            )
     return out
 
 
@@ -55,7 +63,9 @@ def validate_results(
 ) -> list[dict[str, Any]]:
     """Check a parsed results list; raise :class:`ResultsFormatError` naming ``source`` and the entry."""
     if not isinstance(results, list):
-        raise ResultsFormatError(f"{source}: expected a JSON list of detections, got {type(results).__name__}")
+        raise ResultsFormatError(
+            f"{source}: expected a JSON list of detections, got {type(results).__name__}"
+        )
     for i, r in enumerate(results):
         where = f"{source}: entry {i}"
         if not isinstance(r, dict):
@@ -94,7 +104,9 @@ def read_results(path: str | os.PathLike[str], gt: Mapping[str, Any] | None = No
     return validate_results(data, str(path), img, cat)
 
 
-def results_to_detections(results: list[dict[str, Any]], id_map: Mapping[str, int]) -> dict[str, ImageDetections]:
+def results_to_detections(
+    results: list[dict[str, Any]], id_map: Mapping[str, int]
+) -> dict[str, ImageDetections]:
     """COCO results -> ``{image_id: ImageDetections}`` (xyxy pixels, 0-based labels), scores descending."""
     inv = {v: k for k, v in id_map.items()}
     grouped: dict[str, list[dict[str, Any]]] = {}

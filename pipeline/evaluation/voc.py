@@ -50,8 +50,11 @@ class ImageDetections:
             x = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
             return x.astype(dtype, copy=False)
 
-        return ImageDetections(arr(det.boxes, np.float32).reshape(-1, 4), arr(det.scores, np.float64).reshape(-1),
-                               arr(det.labels, np.int64).reshape(-1))
+        return ImageDetections(
+            arr(det.boxes, np.float32).reshape(-1, 4),
+            arr(det.scores, np.float64).reshape(-1),
+            arr(det.labels, np.int64).reshape(-1),
+        )
 
 
 @dataclass
@@ -98,7 +101,9 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray, mode: str = "all") -> floa
     rec = np.asarray(recall, dtype=np.float64)
     prec = np.asarray(precision, dtype=np.float64)
     if mode == "11":
-        return float(np.mean([prec[rec >= t].max() if (rec >= t).any() else 0.0 for t in np.linspace(0, 1, 11)]))
+        return float(
+            np.mean([prec[rec >= t].max() if (rec >= t).any() else 0.0 for t in np.linspace(0, 1, 11)])
+        )
     if mode == "all":
         mrec = np.concatenate([[0.0], rec, [1.0]])
         mpre = np.concatenate([[0.0], prec, [0.0]])
@@ -129,7 +134,11 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _match_image(
-    det_boxes: np.ndarray, gt_boxes: np.ndarray, gt_ignore: np.ndarray, det_out_of_range: np.ndarray, thr: float
+    det_boxes: np.ndarray,
+    gt_boxes: np.ndarray,
+    gt_ignore: np.ndarray,
+    det_out_of_range: np.ndarray,
+    thr: float,
 ) -> np.ndarray:
     """VOC matching of one image and class; detections in score order.
 
@@ -189,8 +198,13 @@ def evaluate_voc(
             sel = np.nonzero(d.labels == c)[0]
             sel = sel[np.argsort(-d.scores[sel], kind="stable")]
             g = r.labels == c
-            f = _match_image(d.boxes[sel], r.boxes[g], gt_ign_all[g], (det_area[sel] < lo) | (det_area[sel] >= hi),
-                             iou_threshold)
+            f = _match_image(
+                d.boxes[sel],
+                r.boxes[g],
+                gt_ign_all[g],
+                (det_area[sel] < lo) | (det_area[sel] >= hi),
+                iou_threshold,
+            )
             scores[c].append(d.scores[sel])
             flags[c].append(f)
     ap = np.full(nc, np.nan)

@@ -37,11 +37,17 @@ def pairwise_iou(boxes: Tensor) -> Tensor:
     """
     x0, y0, x1, y1 = boxes.unbind(-1)  # (G, K) each
     area = (x1 - x0).clamp(min=0) * (y1 - y0).clamp(min=0)
-    iw = (torch.minimum(x1[:, :, None], x1[:, None, :]) - torch.maximum(x0[:, :, None], x0[:, None, :])).clamp_(min=0)
-    ih = (torch.minimum(y1[:, :, None], y1[:, None, :]) - torch.maximum(y0[:, :, None], y0[:, None, :])).clamp_(min=0)
+    iw = (
+        torch.minimum(x1[:, :, None], x1[:, None, :]) - torch.maximum(x0[:, :, None], x0[:, None, :])
+    ).clamp_(min=0)
+    ih = (
+        torch.minimum(y1[:, :, None], y1[:, None, :]) - torch.maximum(y0[:, :, None], y0[:, None, :])
+    ).clamp_(min=0)
     inter = iw.mul_(ih)
     union = area[:, :, None] + area[:, None, :] - inter
-    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), torch.zeros_like(inter))
+    return torch.where(
+        union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), torch.zeros_like(inter)
+    )
 
 
 def soft_nms_groups(
@@ -138,7 +144,9 @@ def _run_groups(boxes: Tensor, cand: Candidates, cfg: PostprocessConfig) -> tupl
             gi = members_t[start : start + chunk]
             a = anchor[gi, :kb]  # valid candidates come first in every group
             b = boxes[image[gi][:, None], a]  # (g, kb, 4)
-            pick, picked = soft_nms_groups(b, score[gi, :kb], linear, cfg.iou_threshold, cfg.sigma, cfg.min_score)
+            pick, picked = soft_nms_groups(
+                b, score[gi, :kb], linear, cfg.iou_threshold, cfg.sigma, cfg.min_score
+            )
             out_anchor[gi, :kb] = a.gather(1, pick)
             out_score[gi, :kb] = picked
     return out_anchor.reshape(n, c, k), out_score.reshape(n, c, k)

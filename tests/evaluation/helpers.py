@@ -8,7 +8,9 @@ from pipeline.data.schema import ImageRecord
 from pipeline.evaluation.voc import ImageDetections
 
 
-def rec(image_id: str, boxes, labels, difficult=None, iscrowd=None, w: int = 640, h: int = 480) -> ImageRecord:
+def rec(
+    image_id: str, boxes, labels, difficult=None, iscrowd=None, w: int = 640, h: int = 480
+) -> ImageRecord:
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
     n = b.shape[0]
     return ImageRecord(
@@ -20,8 +22,11 @@ def rec(image_id: str, boxes, labels, difficult=None, iscrowd=None, w: int = 640
 
 
 def dets(boxes, scores, labels) -> ImageDetections:
-    return ImageDetections(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float64),
-                           np.asarray(labels, np.int64))
+    return ImageDetections(
+        np.asarray(boxes, np.float32).reshape(-1, 4),
+        np.asarray(scores, np.float64),
+        np.asarray(labels, np.int64),
+    )
 
 
 def grid_fixture(seed: int, n_images: int = 12, n_classes: int = 3):
@@ -40,7 +45,7 @@ def grid_fixture(seed: int, n_images: int = 12, n_classes: int = 3):
         r = rec(f"img{i:03d}", boxes, labels, difficult=difficult)
         records.append(r)
         db, ds, dl = [], [], []
-        for b, lbl in zip(r.boxes, r.labels):
+        for b, lbl in zip(r.boxes, r.labels, strict=False):
             for _ in range(int(rng.integers(0, 3))):  # 0, 1 or 2 hits (a duplicate is an FP)
                 w, h = b[2] - b[0], b[3] - b[1]
                 j = rng.normal(0, 0.12, 4) * [w, h, w, h]

@@ -32,8 +32,14 @@ def jittered_results(gt: dict, seed: int) -> list[dict]:
     for img, (iw, ih) in sizes.items():
         for _ in range(3):
             bw, bh = rng.uniform(4, iw / 2), rng.uniform(4, ih / 2)
-            out.append({"image_id": img, "category_id": int(rng.choice(cats)),
-                        "bbox": [rng.uniform(0, iw - bw), rng.uniform(0, ih - bh), bw, bh], "score": float(rng.random())})
+            out.append(
+                {
+                    "image_id": img,
+                    "category_id": int(rng.choice(cats)),
+                    "bbox": [rng.uniform(0, iw - bw), rng.uniform(0, ih - bh), bw, bh],
+                    "score": float(rng.random()),
+                }
+            )
     return out
 
 

@@ -29,8 +29,17 @@ METHODS = {
 def hr_records() -> list[ImageRecord]:
     def r(i, boxes, labels, w=320, h=240):
         n = len(labels)
-        return ImageRecord(f"im{i}", f"im{i}.jpg", "test", w, h, np.asarray(boxes, np.float32).reshape(-1, 4),
-                           np.asarray(labels, np.int64), np.zeros(n, bool), np.zeros(n, bool))
+        return ImageRecord(
+            f"im{i}",
+            f"im{i}.jpg",
+            "test",
+            w,
+            h,
+            np.asarray(boxes, np.float32).reshape(-1, 4),
+            np.asarray(labels, np.int64),
+            np.zeros(n, bool),
+            np.zeros(n, bool),
+        )
 
     return [
         r(0, [[8, 8, 28, 28], [100, 60, 260, 220]], [0, 1]),  # small bottle, large cat
@@ -63,7 +72,7 @@ class OracleDetector(nn.Module):
             r = self.records[(self.next + i) % len(self.records)]
             scale = np.array([r.width, r.height, r.width, r.height], np.float32)
             logits[i, :, 0] = 10.0
-            for j, (b, lbl) in enumerate(zip(r.boxes, r.labels)):
+            for j, (b, lbl) in enumerate(zip(r.boxes, r.labels, strict=False)):
                 logits[i, j, 0], logits[i, j, lbl + 1] = -10.0, 5.0 - j
                 boxes[i, j] = torch.from_numpy(b / scale)
         self.next += n
@@ -80,8 +89,16 @@ def sets(make_set):
 
 def test_oracle_scores_perfect_in_hr_frame(sets, tmp_path):
     out = tmp_path / "eval"
-    m = evaluate_matrix(OracleDetector(hr_records(), 2), sets, sets["hr"], METHODS, out, batch_size=2,
-                        pictures=2, progress=False)
+    m = evaluate_matrix(
+        OracleDetector(hr_records(), 2),
+        sets,
+        sets["hr"],
+        METHODS,
+        out,
+        batch_size=2,
+        pictures=2,
+        progress=False,
+    )
     for s in ("lr", "hr"):
         for meth in METHODS:
             assert m[f"{s}.{meth}.map"] == pytest.approx(1.0)
@@ -105,10 +122,21 @@ def test_real_detector_smoke_and_predict_set(sets, tmp_path):
     torch.manual_seed(0)
     model = build_detector(ModelConfig(width=0.125), num_classes=2)
     out = tmp_path / "eval"
-    m = evaluate_matrix(model, {"hr": sets["hr"]}, sets["hr"], {"nms": METHODS["nms"]}, out, batch_size=3,
-                        pictures=1, coco_backend="faster", progress=False)
+    m = evaluate_matrix(
+        model,
+        {"hr": sets["hr"]},
+        sets["hr"],
+        {"nms": METHODS["nms"]},
+        out,
+        batch_size=3,
+        pictures=1,
+        coco_backend="faster",
+        progress=False,
+    )
     assert all(v == -1.0 or 0.0 <= v <= 1.0 for v in m.values())
-    dets = predict_set(model, sets["lr"], batch_size=2, device="cpu", post_cfg=PostprocessConfig("soft_gaussian", top_k=7))
+    dets = predict_set(
+        model, sets["lr"], batch_size=2, device="cpu", post_cfg=PostprocessConfig("soft_gaussian", top_k=7)
+    )
     recs, _ = read_records(sets["lr"], "test")
     assert set(dets) == {r.image_id for r in recs}
     for r in recs:
@@ -145,7 +173,28 @@ def test_empty_detections_are_valid(sets, tmp_path):
             logits[..., 0] = 50.0
             return logits, boxes
 
-    m = evaluate_matrix(Blind(hr_records(), 2), {"hr": sets["hr"]}, sets["hr"], METHODS, tmp_path / "e", pictures=1,
-                        progress=False)
+    m = evaluate_matrix(
+        Blind(hr_records(), 2),
+        {"hr": sets["hr"]},
+        sets["hr"],
+        METHODS,
+        tmp_path / "e",
+        pictures=1,
+        progress=False,
+    )
     assert m["hr.nms.map"] == 0.0 and m["hr.softnms.coco_ap"] == 0.0
     assert read_results(tmp_path / "e" / "detections" / "hr_nms.json") == []
+
+
+def test_checkpoint_of_other_variant_is_rejected(tmp_path):
+    from pipeline.detector.checkpoint import CheckpointMismatchError, save_detector
+    from pipeline.evaluation.infer import load_model_for_eval
+
+    ckpt = tmp_path / "model.pt"
+    save_detector(
+        ckpt, build_detector(ModelConfig(variant="shallow", width=0.125), num_classes=2, init_backbone=False)
+    )
+    with pytest.raises(CheckpointMismatchError, match="'shallow'.*'ssd'"):
+        load_model_for_eval(ckpt, ModelConfig(variant="ssd", width=0.125), num_classes=2)
+    model = load_model_for_eval(ckpt, ModelConfig(variant="shallow", width=0.125), num_classes=2)
+    assert model.config.variant == "shallow"

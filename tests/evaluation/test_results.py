@@ -40,14 +40,29 @@ def test_round_trip(tmp_path):
     [
         ("{not json", "not valid JSON"),
         ('{"image_id": 1}', "expected a JSON list"),
-        ('[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}]', r"entry 0: missing key\(s\) \['score'\]"),
-        ('[{"image_id": 1, "category_id": 1, "bbox": [0,0,1,1], "score": 0.5}, 3]', "entry 1: expected an object"),
-        ('[{"image_id": "1", "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}]', "entry 0: image_id must be an integer"),
+        (
+            '[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}]',
+            r"entry 0: missing key\(s\) \['score'\]",
+        ),
+        (
+            '[{"image_id": 1, "category_id": 1, "bbox": [0,0,1,1], "score": 0.5}, 3]',
+            "entry 1: expected an object",
+        ),
+        (
+            '[{"image_id": "1", "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}]',
+            "entry 0: image_id must be an integer",
+        ),
         ('[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1], "score": 0.5}]', "entry 0: bbox must be 4"),
         ('[{"image_id": 1, "category_id": 1, "bbox": [0, 0, -1, 1], "score": 0.5}]', "negative width"),
         ('[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": NaN}]', "score must be a finite"),
-        ('[{"image_id": 9, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}]', "image_id 9 is not in the ground truth"),
-        ('[{"image_id": 1, "category_id": 3, "bbox": [0, 0, 1, 1], "score": 0.5}]', "category_id 3 is not a known"),
+        (
+            '[{"image_id": 9, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}]',
+            "image_id 9 is not in the ground truth",
+        ),
+        (
+            '[{"image_id": 1, "category_id": 3, "bbox": [0, 0, 1, 1], "score": 0.5}]',
+            "category_id 3 is not a known",
+        ),
     ],
 )
 def test_malformed_files_name_file_and_entry(tmp_path, content, message):

@@ -15,7 +15,9 @@ def iou(a: list[float], b: list[float]) -> float:
     iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = iw * ih
-    union = max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1]) + max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1]) - inter
+    union = (
+        max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1]) + max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1]) - inter
+    )
     return inter / union if union > 0 else 0.0
 
 
@@ -39,7 +41,11 @@ def reference_postprocess(
         dets: list[tuple[int, int, float]] = []
         for c in range(scores.shape[2]):
             floor = min_score if method != "nms" else -math.inf
-            idx = [a for a in range(boxes.shape[1]) if scores[i, a, c] > score_threshold and scores[i, a, c] >= floor]
+            idx = [
+                a
+                for a in range(boxes.shape[1])
+                if scores[i, a, c] > score_threshold and scores[i, a, c] >= floor
+            ]
             s = [float(scores[i, a, c]) for a in idx]
             b = [[float(v) for v in boxes[i, a]] for a in idx]
             while idx:

@@ -20,7 +20,7 @@ METHODS = ["nms", "soft_linear", "soft_gaussian"]
 def _as_list(d: Detections) -> list[tuple[int, tuple[float, ...], float]]:
     return [
         (int(lbl), tuple(float(v) for v in box), float(s))
-        for box, s, lbl in zip(d.boxes.tolist(), d.scores.tolist(), d.labels.tolist())
+        for box, s, lbl in zip(d.boxes.tolist(), d.scores.tolist(), d.labels.tolist(), strict=False)
     ]
 
 
@@ -30,15 +30,16 @@ def assert_matches_reference(boxes: np.ndarray, scores: np.ndarray, cfg: Postpro
         boxes, scores, cfg.method, cfg.score_threshold, cfg.iou_threshold, cfg.sigma, cfg.top_k, cfg.min_score
     )
     assert len(fast) == len(ref)
-    for i, (f, r) in enumerate(zip(fast, ref)):
+    for i, (f, r) in enumerate(zip(fast, ref, strict=False)):
         got = _as_list(f)
         assert len(got) == len(r), f"image {i}: {len(got)} detections, reference {len(r)}"
-        assert all(a[2] >= b[2] for a, b in zip(got, got[1:])), "scores not sorted"
+        assert all(a[2] >= b[2] for a, b in zip(got, got[1:], strict=False)), "scores not sorted"
         remaining = list(got)
         for c, a, s in r:
             box = tuple(float(v) for v in boxes[i, a])
             hit = next(
-                (j for j, g in enumerate(remaining) if g[0] == c and g[1] == box and abs(g[2] - s) <= 1e-5), None
+                (j for j, g in enumerate(remaining) if g[0] == c and g[1] == box and abs(g[2] - s) <= 1e-5),
+                None,
             )
             assert hit is not None, f"image {i}: reference detection {(c, box, s)} missing from {remaining}"
             remaining.pop(hit)
@@ -51,7 +52,10 @@ def batches(draw, max_anchors: int = 24, discrete_scores: bool | None = None):
     c = draw(st.integers(1, 3))
     coords = st.floats(0.0, 1.0, width=32)
     xy = np.array(draw(st.lists(coords, min_size=n * a * 2, max_size=n * a * 2)), np.float32).reshape(n, a, 2)
-    wh = np.array(draw(st.lists(coords, min_size=n * a * 2, max_size=n * a * 2)), np.float32).reshape(n, a, 2) * 0.5
+    wh = (
+        np.array(draw(st.lists(coords, min_size=n * a * 2, max_size=n * a * 2)), np.float32).reshape(n, a, 2)
+        * 0.5
+    )
     # Snap some boxes onto a coarse grid so identical / nested boxes are common.
     if draw(st.booleans()):
         xy, wh = np.round(xy * 4) / 4, np.round(wh * 4) / 4
@@ -61,11 +65,15 @@ def batches(draw, max_anchors: int = 24, discrete_scores: bool | None = None):
         vals = st.sampled_from([0.0, 0.005, 0.02, 0.25, 0.5, 0.75, 0.9])
     else:
         vals = st.floats(0.0, 1.0, width=32)
-    scores = np.array(draw(st.lists(vals, min_size=n * a * c, max_size=n * a * c)), np.float32).reshape(n, a, c)
+    scores = np.array(draw(st.lists(vals, min_size=n * a * c, max_size=n * a * c)), np.float32).reshape(
+        n, a, c
+    )
     return boxes, scores
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(
     data=batches(),
     method=st.sampled_from(["soft_linear", "soft_gaussian"]),
@@ -79,7 +87,9 @@ def test_soft_nms_matches_reference(data, method, iou_t, sigma, top_k):
     assert_matches_reference(boxes, scores, cfg)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(data=batches(discrete_scores=False), iou_t=st.sampled_from([0.3, 0.45, 0.7]), top_k=st.integers(1, 80))
 def test_hard_nms_matches_reference(data, iou_t, top_k):
     boxes, scores = data
@@ -110,13 +120,21 @@ def test_hand_computed_linear_and_gaussian_decay():
     # Two boxes with IoU exactly 1/3 (area 2 each, intersection 1), one class.
     boxes = np.array([[[0, 0, 2, 1], [1, 0, 3, 1]]], np.float32)
     scores = np.array([[[0.9], [0.8]]], np.float32)
-    lin = postprocess(torch.from_numpy(boxes), torch.from_numpy(scores), PostprocessConfig("soft_linear", iou_threshold=0.3))
+    lin = postprocess(
+        torch.from_numpy(boxes), torch.from_numpy(scores), PostprocessConfig("soft_linear", iou_threshold=0.3)
+    )
     np.testing.assert_allclose(lin[0].scores.numpy(), [0.9, 0.8 * (1 - 1 / 3)], rtol=1e-6)
-    lin_hi = postprocess(torch.from_numpy(boxes), torch.from_numpy(scores), PostprocessConfig("soft_linear", iou_threshold=0.5))
+    lin_hi = postprocess(
+        torch.from_numpy(boxes), torch.from_numpy(scores), PostprocessConfig("soft_linear", iou_threshold=0.5)
+    )
     np.testing.assert_allclose(lin_hi[0].scores.numpy(), [0.9, 0.8], rtol=1e-6)  # IoU < t: unchanged
-    gau = postprocess(torch.from_numpy(boxes), torch.from_numpy(scores), PostprocessConfig("soft_gaussian", sigma=0.5))
+    gau = postprocess(
+        torch.from_numpy(boxes), torch.from_numpy(scores), PostprocessConfig("soft_gaussian", sigma=0.5)
+    )
     np.testing.assert_allclose(gau[0].scores.numpy(), [0.9, 0.8 * math.exp(-(1 / 9) / 0.5)], rtol=1e-6)
-    hard = postprocess(torch.from_numpy(boxes), torch.from_numpy(scores), PostprocessConfig("nms", iou_threshold=0.3))
+    hard = postprocess(
+        torch.from_numpy(boxes), torch.from_numpy(scores), PostprocessConfig("nms", iou_threshold=0.3)
+    )
     assert hard[0].scores.tolist() == pytest.approx([0.9])
 
 
@@ -124,7 +142,9 @@ def test_nested_boxes_decay_changes_ranking():
     # A big box containing a small one (IoU 0.25) and a third box far away.
     boxes = np.array([[[0, 0, 4, 4], [0, 0, 2, 2], [10, 10, 11, 11]]], np.float32)
     scores = np.array([[[0.9], [0.6], [0.5]]], np.float32)
-    out = postprocess(torch.from_numpy(boxes), torch.from_numpy(scores), PostprocessConfig("soft_gaussian", sigma=0.05))[0]
+    out = postprocess(
+        torch.from_numpy(boxes), torch.from_numpy(scores), PostprocessConfig("soft_gaussian", sigma=0.05)
+    )[0]
     # 0.6 * exp(-0.0625 / 0.05) = 0.172 < 0.5: the far box now ranks second.
     np.testing.assert_allclose(out.scores.numpy(), [0.9, 0.5, 0.6 * math.exp(-0.0625 / 0.05)], rtol=1e-6)
     assert out.boxes[1].tolist() == [10, 10, 11, 11]
