@@ -1,0 +1,71 @@
+"""Params section ``evaluate``: the evaluation matrix {sets} × {post-processing methods}."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pipeline.config import ConfigError, parse, require
+from pipeline.postprocess.config import PostprocessConfig
+
+
+def _default_methods() -> dict[str, dict[str, Any]]:
+    return {
+        "nms": {"method": "nms"},
+        "softnms": {"method": "soft_linear"},
+        "softnms_gauss": {"method": "soft_gaussian"},
+    }
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Attributes:
+    split: split evaluated in every set.
+    batch_size, num_workers: inference batching and DataLoader workers.
+    device: ``auto`` (CUDA if available), ``cpu``, ``cuda``, ``cuda:1`` …
+    coco_backend: ``pycocotools`` or ``faster`` (faster-coco-eval; identical numbers).
+    postprocess: settings shared by every method (SSD: score > 0.01, IoU 0.45, top 200).
+    methods: method name -> overrides of ``postprocess`` (at least ``method``); the
+        names appear in metric keys ``<set>.<name>.map``.
+    pr_classes: classes highlighted in the PR-curve PNGs (thesis: bottle, pottedplant, cat, dog).
+    pictures: number of test images drawn side by side across the sets.
+    picture_method, picture_score: which method's detections are drawn, and above which score.
+    """
+
+    split: str = "test"
+    batch_size: int = 8
+    num_workers: int = 0
+    device: str = "auto"
+    coco_backend: Literal["pycocotools", "faster"] = "pycocotools"
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    methods: dict[str, Any] = field(default_factory=_default_methods)
+    pr_classes: list[str] = field(default_factory=lambda: ["bottle", "pottedplant", "cat", "dog"])
+    pictures: int = 4
+    picture_method: str = "softnms"
+    picture_score: float = 0.3
+
+    def method_configs(self, prefix: str = "evaluate") -> dict[str, PostprocessConfig]:
+        """Each method's full :class:`PostprocessConfig` (shared settings + its overrides)."""
+        base = dataclasses.asdict(self.postprocess)
+        out = {}
+        for name, override in self.methods.items():
+            key = f"{prefix}.methods.{name}"
+            if not isinstance(override, dict) or "method" not in override:
+                raise ConfigError(f"{key}: expected a mapping with at least 'method', got {override!r}")
+            out[name] = parse(PostprocessConfig, {**base, **override}, key)
+        return out
+
+    def validate(self, prefix: str = "evaluate") -> None:
+        require(self.batch_size >= 1, f"{prefix}.batch_size", "must be >= 1")
+        require(self.num_workers >= 0, f"{prefix}.num_workers", "must be >= 0")
+        require(self.pictures >= 0, f"{prefix}.pictures", "must be >= 0")
+        require(bool(self.methods), f"{prefix}.methods", "needs at least one method")
+        require(all("." not in n for n in self.methods), f"{prefix}.methods", "names may not contain '.'")
+        require(0.0 <= self.picture_score <= 1.0, f"{prefix}.picture_score", "must be in [0, 1]")
+        self.method_configs(prefix)
+        require(
+            self.pictures == 0 or self.picture_method in self.methods,
+            f"{prefix}.picture_method",
+            f"{self.picture_method!r} is not one of the methods {sorted(self.methods)}",
+        )

@@ -1,0 +1,245 @@
+"""The evaluation matrix: one model over several image sets × post-processing methods.
+
+Scoring frame: every set is scored against the *reference* (HR) ground truth.
+Detections on an LR/SR/bicubic set are mapped into the HR frame (x by HR width /
+set width, y by HR height / set height, per image) before scoring, so the COCO
+small/medium/large buckets are the HR ones for every set (METHODS §6: "HR
+original unless stated") and numbers across sets are directly comparable.
+
+Outputs (all built in a temp directory and renamed onto ``out_dir`` at the end, so
+an error leaves the previous outputs or nothing, never a partial metrics file)::
+
+    out_dir/metrics.json                 flat keys "<set>.<method>.<metric>" (see METRIC_KEYS)
+    out_dir/per_class_ap.csv / .json     per set × method × class: VOC AP (all-point, 11-point), AP small, npos
+    out_dir/pr/<set>_<method>.csv        recall + one precision column per class (101-point envelope)
+    out_dir/detections/<set>_<method>.json   COCO results format, HR frame
+    out_dir/gt_coco.json                 the HR ground truth as COCO json (ids used by the detections files)
+    out_dir/figures/pr_<set>_<method>.png    PR curves, highlighted classes in colour
+    out_dir/figures/detections_<i>_<image_id>.png   the same test image across the sets, side by side
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+from tqdm import tqdm
+
+from pipeline.atomic import atomic_dir, write_json, write_text
+from pipeline.data.boxes import SMALL_MAX_AREA, areas, scale_boxes
+from pipeline.data.images import read_image
+from pipeline.data.schema import ImageRecord, images_dir
+from pipeline.evaluation.coco import Backend, coco_evaluate, records_to_coco
+from pipeline.evaluation.infer import load_split, predict_set_multi
+from pipeline.evaluation.plots import draw_panel, plot_pr, write_pr_csv, write_side_by_side
+from pipeline.evaluation.results import (
+    detections_to_results,
+    read_results,
+    results_to_detections,
+    write_results,
+)
+from pipeline.evaluation.voc import ImageDetections, VocResult, evaluate_voc
+from pipeline.postprocess import PostprocessConfig
+
+#: Per set × method: VOC mAP@0.5 (all-point, 11-point, per HR size bucket) and the COCO stats.
+METRIC_KEYS = (
+    "map", "map_07", "map_small", "map_medium", "map_large",
+    "coco_ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large",
+    "ar1", "ar10", "ar100", "ar_small", "ar_medium", "ar_large",
+)  # fmt: skip
+
+
+def _finite(x: float) -> float:
+    """Undefined values (no ground truth in a bucket) are written as -1, pycocotools' convention."""
+    return float(x) if math.isfinite(x) else -1.0
+
+
+def to_reference_frame(
+    detections: Mapping[str, object],
+    set_records: Sequence[ImageRecord],
+    ref_records: Mapping[str, ImageRecord],
+) -> dict[str, ImageDetections]:
+    """Scale each image's boxes from its set's pixel frame into the reference (HR) frame."""
+    out = {}
+    for r in set_records:
+        if r.image_id not in detections:
+            continue
+        d = ImageDetections.of(detections[r.image_id])
+        ref = ref_records[r.image_id]
+        boxes = scale_boxes(d.boxes, ref.width / r.width, ref.height / r.height)
+        out[r.image_id] = ImageDetections(boxes, d.scores, d.labels)
+    return out
+
+
+def score_detections(
+    detections: Mapping[str, ImageDetections],
+    ref_records: Sequence[ImageRecord],
+    classes: Sequence[str],
+    gt_coco: dict,
+    results_path: Path,
+    coco_backend: Backend,
+) -> tuple[dict[str, float], dict[str, VocResult]]:
+    """Write the detections file, read it back (validated) and compute VOC + COCO metrics from it.
+
+    Returns the flat metrics and the VOC results per area range (``all``, ``small``, ``medium``, ``large``).
+    """
+    ids = {im["image_key"]: im["id"] for im in gt_coco["images"]}
+    write_results(results_path, detections_to_results(detections, ids))
+    results = read_results(results_path, gt_coco)
+    dets = results_to_detections(results, ids)
+    voc = {
+        b: evaluate_voc(ref_records, dets, classes, area_range=b) for b in ("all", "small", "medium", "large")
+    }
+    metrics = {"map": voc["all"].map, "map_07": voc["all"].map_07}
+    metrics.update({f"map_{b}": voc[b].map for b in ("small", "medium", "large")})
+    metrics.update(coco_evaluate(gt_coco, results, coco_backend))
+    return {k: _finite(metrics[k]) for k in METRIC_KEYS}, voc
+
+
+def evaluate_matrix(
+    model: nn.Module,
+    sets: Mapping[str, str | os.PathLike[str]],
+    reference_set: str | os.PathLike[str],
+    methods: Mapping[str, PostprocessConfig],
+    out_dir: str | os.PathLike[str],
+    *,
+    split: str = "test",
+    batch_size: int = 8,
+    device: str = "auto",
+    num_workers: int = 0,
+    coco_backend: Backend = "pycocotools",
+    pr_classes: Sequence[str] = ("bottle", "pottedplant", "cat", "dog"),
+    pictures: int = 4,
+    picture_method: str | None = None,
+    picture_score: float = 0.3,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Evaluate ``model`` on every set × method and write all outputs (see module docstring).
+
+    Args:
+        sets: name -> set directory (e.g. ``{"lr": ..., "sr": ..., "hr": ...}``); names
+            form the metric keys and the picture column order.
+        reference_set: the HR set whose ground truth and pixel frame every set is scored in.
+        methods: method name -> post-processing config.
+    Returns:
+        The flat metrics dict written to ``metrics.json``.
+    """
+    if not sets:
+        raise ValueError("evaluate_matrix: no sets given")
+    if not methods:
+        raise ValueError("evaluate_matrix: no post-processing methods given")
+    for name, path in sets.items():
+        if "." in name:
+            raise ValueError(f"set name {name!r} may not contain '.' (metric keys are dotted)")
+        if not Path(path).is_dir():
+            raise FileNotFoundError(f"evaluation set {name!r} not found: {path}")
+    ref_records, classes = load_split(reference_set, split)
+    ref_by_id = {r.image_id: r for r in ref_records}
+    gt_coco = records_to_coco(ref_records, classes)
+    set_records: dict[str, list[ImageRecord]] = {}
+    for name, path in sets.items():
+        recs, set_classes = load_split(path, split)
+        if list(set_classes) != list(classes):
+            raise ValueError(f"set {name!r} ({path}) has classes {set_classes}, the reference has {classes}")
+        ids = {r.image_id for r in recs}
+        if ids != set(ref_by_id):
+            missing = sorted(set(ref_by_id) - ids)[:3] or sorted(ids - set(ref_by_id))[:3]
+            raise ValueError(
+                f"set {name!r} ({path}): its {split!r} images differ from the reference set's, e.g. {missing}"
+            )
+        set_records[name] = recs
+
+    metrics: dict[str, float] = {}
+    per_class: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    csv_rows = ["set,method,class,ap,ap_07,ap_small,npos"]
+    drawn: dict[str, dict[str, ImageDetections]] = {}
+    picture_method = picture_method or next(iter(methods))
+    with atomic_dir(out_dir) as tmp:
+        write_json(tmp / "gt_coco.json", gt_coco)
+        for set_name, path in sets.items():
+            raw = predict_set_multi(model, path, methods, split, batch_size, device, num_workers, progress)
+            for method in tqdm(methods, desc=f"score {set_name}", disable=not progress):
+                dets = to_reference_frame(raw[method], set_records[set_name], ref_by_id)
+                m, vocs = score_detections(
+                    dets,
+                    ref_records,
+                    classes,
+                    gt_coco,
+                    tmp / "detections" / f"{set_name}_{method}.json",
+                    coco_backend,
+                )
+                voc, small = vocs["all"], vocs["small"]
+                for k, v in m.items():
+                    metrics[f"{set_name}.{method}.{k}"] = v
+                table = per_class.setdefault(set_name, {}).setdefault(method, {})
+                for c, name in enumerate(classes):
+                    row = {
+                        "ap": _finite(voc.ap[c]),
+                        "ap_07": _finite(voc.ap_07[c]),
+                        "ap_small": _finite(small.ap[c]),
+                        "npos": voc.curves[c].npos,
+                    }
+                    table[name] = row
+                    csv_rows.append(
+                        f"{set_name},{method},{name},{row['ap']:.6f},{row['ap_07']:.6f},"
+                        f"{row['ap_small']:.6f},{row['npos']}"
+                    )
+                write_pr_csv(tmp / "pr" / f"{set_name}_{method}.csv", classes, voc.curves)
+                plot_pr(
+                    tmp / "figures" / f"pr_{set_name}_{method}.png",
+                    f"{set_name} / {method}",
+                    classes,
+                    voc.curves,
+                    [c for c in pr_classes if c in classes],
+                )
+                if method == picture_method:
+                    drawn[set_name] = dets
+        _write_pictures(
+            tmp / "figures", sets, set_records, ref_records, classes, drawn, pictures, picture_score
+        )
+        write_json(tmp / "per_class_ap.json", per_class)
+        write_text(tmp / "per_class_ap.csv", "\n".join(csv_rows) + "\n")
+        write_json(tmp / "metrics.json", metrics)  # last: present only if everything else succeeded
+    return metrics
+
+
+def _write_pictures(
+    fig_dir: Path,
+    sets: Mapping[str, str | os.PathLike[str]],
+    set_records: Mapping[str, Sequence[ImageRecord]],
+    ref_records: Sequence[ImageRecord],
+    classes: Sequence[str],
+    drawn: Mapping[str, Mapping[str, ImageDetections]],
+    count: int,
+    min_score: float,
+) -> None:
+    """The ``count`` test images with most small HR objects (ties: image id), one panel per set."""
+    if count <= 0:
+        return
+    ranked = sorted(ref_records, key=lambda r: (-int((areas(r.boxes) < SMALL_MAX_AREA).sum()), r.image_id))
+    for i, ref in enumerate(ranked[:count]):
+        panels = []
+        for name, path in sets.items():
+            rec = next(r for r in set_records[name] if r.image_id == ref.image_id)
+            image = read_image(images_dir(path) / rec.file_name)
+            det = drawn.get(name, {}).get(ref.image_id) or ImageDetections(
+                np.zeros((0, 4), np.float32), np.zeros(0), np.zeros(0, np.int64)
+            )
+            panels.append(
+                draw_panel(
+                    image,
+                    ref.boxes,
+                    det,
+                    classes,
+                    (ref.width, ref.height),
+                    min(400, max(ref.height, 200)),
+                    f"{name} {image.shape[1]}x{image.shape[0]}",
+                    min_score,
+                )
+            )
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in ref.image_id)
+        write_side_by_side(fig_dir / f"detections_{i}_{safe}.png", panels)
