@@ -51,7 +51,9 @@ CLIENT = textwrap.dedent('''
                     raise SystemExit(f"flow run still {fr.state.type if fr.state else None} after 400 s")
                 await asyncio.sleep(2)
             from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-            tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+            from prefect.client.schemas.sorting import TaskRunSort
+            tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])),
+                                                sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=100)
             print(json.dumps({"state": fr.state.type.value, "schedules": schedules,
                               "tasks": sorted(t.name for t in tasks)}))
 
