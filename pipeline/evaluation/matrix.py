@@ -43,7 +43,7 @@ from pipeline.evaluation.results import (
     write_results,
 )
 from pipeline.evaluation.voc import ImageDetections, VocResult, evaluate_voc
-from pipeline.postprocess import PostprocessConfig
+from pipeline.postprocess import Detections, PostprocessConfig
 
 #: Per set × method: VOC mAP@0.5 (all-point, 11-point, per HR size bucket) and the COCO stats.
 METRIC_KEYS = (
@@ -117,6 +117,7 @@ def evaluate_matrix(
     picture_method: str | None = None,
     picture_score: float = 0.3,
     progress: bool = True,
+    predictions: Mapping[str, Mapping[str, Mapping[str, Detections]]] | None = None,
 ) -> dict[str, float]:
     """Evaluate ``model`` on every set × method and write all outputs (see module docstring).
 
@@ -125,6 +126,9 @@ def evaluate_matrix(
             form the metric keys and the picture column order.
         reference_set: the HR set whose ground truth and pixel frame every set is scored in.
         methods: method name -> post-processing config.
+        predictions: optional precomputed ``{set: {method: {image_id: Detections}}}`` (set
+            pixel frame, as :func:`predict_set_multi` returns) — e.g. cached per set by the
+            Prefect ``evaluate`` flow; sets missing from it are predicted here.
     Returns:
         The flat metrics dict written to ``metrics.json``.
     """
@@ -161,7 +165,10 @@ def evaluate_matrix(
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / "gt_coco.json", gt_coco)
         for set_name, path in sets.items():
-            raw = predict_set_multi(model, path, methods, split, batch_size, device, num_workers, progress)
+            if predictions is not None and set_name in predictions:
+                raw = predictions[set_name]
+            else:
+                raw = predict_set_multi(model, path, methods, split, batch_size, device, num_workers, progress)
             for method in tqdm(methods, desc=f"score {set_name}", disable=not progress):
                 dets = to_reference_frame(raw[method], set_records[set_name], ref_by_id)
                 m, vocs = score_detections(
