@@ -118,6 +118,7 @@ class TrainResult:
     final_loss: float
     images_per_s: float
     history: list[dict[str, float]] = field(default_factory=list)
+    model: nn.Module | None = field(default=None, repr=False)  # the trained (unwrapped) model, in memory
 
 
 @dataclass(frozen=True)
@@ -360,7 +361,7 @@ def train(
     return TrainResult(
         model_path=model_path, checkpoint_path=ckpt_path, steps=step, resumed_from=resumed_from,
         final_loss=history[-1]["loss"] if history else float("nan"),
-        images_per_s=images_seen / max(elapsed, 1e-9), history=history,
+        images_per_s=images_seen / max(elapsed, 1e-9), history=history, model=model,
     )
 
 
@@ -385,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         ddp_utils.cleanup()
     if args.summary and ddp_utils.env_info().is_main:
-        summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "history"}
+        summary = {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name not in ("history", "model")}
         write_json(args.summary, {k: str(v) if isinstance(v, Path) else v for k, v in summary.items()})
     return 0
 
