@@ -14,7 +14,6 @@ CLI: ``python -m pipeline.detector.model --variant shallow --width 1`` prints
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -330,4 +329,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 if __name__ == "__main__":
     main()
 
-__all__ = ["SSD", "ModelConfig", "build_detector", "describe", "dataclasses"]
+__all__ = ["SSD", "ModelConfig", "build_detector", "describe"]
