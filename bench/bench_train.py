@@ -54,7 +54,7 @@ def synthetic_set(root: Path, n: int = 64, size: int = 320, classes: int = 3, se
         xy = rng.uniform(0, size - 48, size=(k, 2))
         boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
         labels = rng.integers(0, classes, size=k)
-        for (x0, y0, x1, y1), lab in zip(boxes.astype(int), labels):
+        for (x0, y0, x1, y1), lab in zip(boxes.astype(int), labels, strict=False):
             img[y0:y1, x0:x1] = (60 * lab + 40) % 256
         name = f"{i:05d}.jpg"
         write_image(images_dir(root) / name, img)
@@ -149,7 +149,7 @@ def main() -> int:
         torch.manual_seed(0)
         model, fwd, opt = build(build_detector(ModelConfig(variant=variant, width=args.width), n_cls))
 
-        def ours(batch_tensors):
+        def ours(batch_tensors, model=model, fwd=fwd, opt=opt):
             images, boxes, labels = batch_tensors
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
                 cls, box = fwd(images)
@@ -173,7 +173,7 @@ def main() -> int:
         tv_model, tv_fwd, tv_opt = build(ssd300_vgg16(weights=None, weights_backbone=None, num_classes=n_cls + 1))
         images, boxes, labels = resident
         tv_images = list(images)  # its own transform normalises and resizes inside
-        tv_targets = [{"boxes": b[lab > 0] * 300, "labels": lab[lab > 0]} for b, lab in zip(boxes, labels)]
+        tv_targets = [{"boxes": b[lab > 0] * 300, "labels": lab[lab > 0]} for b, lab in zip(boxes, labels, strict=False)]
 
         def tv_step():
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):

@@ -38,7 +38,13 @@ from pipeline.atomic import atomic_path, write_json
 from pipeline.config import load_params, require, section
 from pipeline.detector import distributed as ddp_utils
 from pipeline.detector.checkpoint import save_detector
-from pipeline.detector.data import DetectionDataset, ResumableSampler, auto_num_workers, make_loader, to_device
+from pipeline.detector.data import (
+    DetectionDataset,
+    ResumableSampler,
+    auto_num_workers,
+    make_loader,
+    to_device,
+)
 from pipeline.detector.metrics_log import MetricsLogger, NullLogger, TsvLogger
 from pipeline.detector.model import ModelConfig, build_detector
 from pipeline.detector.transforms import RECIPES, build_transform
@@ -225,7 +231,8 @@ def train(
     """Train ``build_detector(model_cfg)`` on split ``train_cfg.split`` of ``train_set_dir``.
 
     Args:
-        logger: metrics sink (rank 0 only); default :class:`TsvLogger` under ``<out>/dvclive``.
+        logger: metrics sink (rank 0 only; left open for the caller to close); default
+            :class:`TsvLogger` under ``<out>/dvclive``.
         device: "cpu" | "cuda" | None (CUDA when available); under torchrun each rank
             takes ``cuda:<LOCAL_RANK>``.
         resume: continue from ``<out>/checkpoints/last.pt`` when it was written by the
@@ -287,6 +294,7 @@ def train(
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
     if cfg.compile and cuda:
         net = torch.compile(net)
+    own_logger = logger is None or not dist.is_main
     if not dist.is_main:
         logger = NullLogger()
     elif logger is None:
@@ -309,46 +317,50 @@ def train(
     t_start, images_seen = time.perf_counter(), 0
     bar = tqdm(total=total, initial=step, desc="train", unit="step", disable=not (progress and dist.is_main),
                dynamic_ncols=True)
-    model.train()
-    while step < total:
-        epoch, position = divmod(step, steps_per_epoch)
-        sampler.set_epoch(epoch, start=position * per_rank)
-        for batch in loader:
-            images, gt_boxes, gt_labels = to_device(batch, device, channels_last)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                cls_logits, box_deltas = net(images)
-            losses = _unwrap(net).loss(cls_logits.float(), box_deltas.float(), gt_boxes, gt_labels)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(losses["loss"]).backward()
-            if cfg.grad_clip is not None:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            lr = optimizer.param_groups[0]["lr"]
-            scheduler.step()
-            step += 1
-            images_seen += cfg.batch_size
-            window += torch.stack([losses["loss"].detach(), losses["cls"].detach(), losses["box"].detach()])
-            window_steps += 1
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == total:
-                mean = ddp_utils.all_reduce_mean(window / window_steps).tolist()  # the one host sync
-                dt = time.perf_counter() - window_t0
-                row = {"loss": mean[0], "cls": mean[1], "box": mean[2], "lr": lr,
-                       "img_per_s": window_steps * cfg.batch_size / max(dt, 1e-9)}
-                if not all(math.isfinite(v) for v in mean):
-                    raise FloatingPointError(f"non-finite loss {row} at step {step}; lower train.lr or set train.grad_clip")
-                logger.log(row, step)
-                history.append({"step": step, **row})
-                bar.set_postfix(loss=f"{mean[0]:.3f}", lr=f"{lr:.2e}")
-                window.zero_()
-                window_steps, window_t0 = 0, time.perf_counter()
-            if step % cfg.checkpoint_every == 0 and step < total:
-                checkpoint()
-            if step >= total:
-                break
-    bar.close()
+    try:
+        model.train()
+        while step < total:
+            epoch, position = divmod(step, steps_per_epoch)
+            sampler.set_epoch(epoch, start=position * per_rank)
+            for batch in loader:
+                images, gt_boxes, gt_labels = to_device(batch, device, channels_last)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                    cls_logits, box_deltas = net(images)
+                losses = _unwrap(net).loss(cls_logits.float(), box_deltas.float(), gt_boxes, gt_labels)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(losses["loss"]).backward()
+                if cfg.grad_clip is not None:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                lr = optimizer.param_groups[0]["lr"]
+                scheduler.step()
+                step += 1
+                images_seen += cfg.batch_size
+                window += torch.stack([losses["loss"].detach(), losses["cls"].detach(), losses["box"].detach()])
+                window_steps += 1
+                bar.update(1)
+                if step % cfg.log_every == 0 or step == total:
+                    mean = ddp_utils.all_reduce_mean(window / window_steps).tolist()  # the one host sync
+                    dt = time.perf_counter() - window_t0
+                    row = {"loss": mean[0], "cls": mean[1], "box": mean[2], "lr": lr,
+                           "img_per_s": window_steps * cfg.batch_size / max(dt, 1e-9)}
+                    if not all(math.isfinite(v) for v in mean):
+                        raise FloatingPointError(f"non-finite loss {row} at step {step}; lower train.lr or set train.grad_clip")
+                    logger.log(row, step)
+                    history.append({"step": step, **row})
+                    bar.set_postfix(loss=f"{mean[0]:.3f}", lr=f"{lr:.2e}")
+                    window.zero_()
+                    window_steps, window_t0 = 0, time.perf_counter()
+                if step % cfg.checkpoint_every == 0 and step < total:
+                    checkpoint()
+                if step >= total:
+                    break
+    finally:
+        bar.close()
+        if own_logger:
+            logger.close()  # a caller's logger stays open: the caller owns it
     elapsed = time.perf_counter() - t_start
 
     model_path = out / MODEL_FILE
@@ -356,7 +368,6 @@ def train(
         checkpoint()
         save_detector(model_path, model, extra={"classes": list(dataset.classes), "train": asdict(cfg),
                                                 "steps": step, "train_set": str(train_set_dir)})
-    logger.close()
     ddp_utils.barrier()
     return TrainResult(
         model_path=model_path, checkpoint_path=ckpt_path, steps=step, resumed_from=resumed_from,

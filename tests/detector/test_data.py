@@ -71,7 +71,7 @@ def test_collate_pads_targets_with_label_zero(make_set) -> None:
 def test_augmentation_depends_only_on_seed_epoch_and_index(make_set) -> None:
     ds = DetectionDataset(make_set(_records(), CLASSES), "train", ssd_train_transform(48), seed=5)
     a, b = ds[(3, 2)], ds[(3, 2)]
-    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=False))
     c = ds[(4, 2)]
     assert not torch.equal(a[0], c[0])
     other_seed = DetectionDataset(ds.set_dir, "train", ssd_train_transform(48), seed=6)
@@ -109,8 +109,8 @@ def test_loader_with_workers_equals_in_process_loading(make_set) -> None:
 
     ref, par = batches(0), batches(2)
     assert len(ref) == 4  # 8 train images, batch 3, last partial batch dropped, 2 epochs
-    for x, y in zip(ref, par):
-        assert all(torch.equal(a, b) for a, b in zip(x, y))
+    for x, y in zip(ref, par, strict=False):
+        assert all(torch.equal(a, b) for a, b in zip(x, y, strict=False))
 
 
 def test_bad_images_are_named(make_set) -> None:

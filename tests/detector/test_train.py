@@ -62,7 +62,7 @@ def test_loss_decreases_and_outputs_are_written(make_set, tmp_path: Path) -> Non
     assert len(losses) == 12 and all(math.isfinite(v) for v in losses)
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
     model, meta = load_detector(out / "model.pt")
-    assert model.num_classes == 2 and meta.get("extra", meta).get("classes", CLASSES) == CLASSES
+    assert model.num_classes == 2 and meta["classes"] == CLASSES and meta["steps"] == 12
     tsv = out / "dvclive" / "plots" / "metrics" / "train" / "loss.tsv"
     assert len(tsv.read_text().splitlines()) == 13
     for name in ("cls", "box", "lr", "img_per_s"):

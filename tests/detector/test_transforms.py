@@ -57,7 +57,7 @@ def test_geometric_transforms_keep_boxes_on_their_objects(seed: int) -> None:
     for t in (Expand(p=1.0), MinIoURandomCrop(), HorizontalFlip(p=1.0)):
         img, boxes, labels = t(img, boxes, labels, rng)
         assert len(boxes) == len(labels) and img.dtype == np.uint8
-        for b, lab in zip(boxes, labels):
+        for b, lab in zip(boxes, labels, strict=False):
             np.testing.assert_allclose(b, _extent(_colour_mask(img, COLOURS[lab])), atol=1e-4,
                                        err_msg=type(t).__name__)
 
@@ -112,7 +112,7 @@ def test_geometry_then_resize_keeps_normalised_boxes_on_objects(seed: int) -> No
     img, boxes, labels = _scene(rng, n=3)
     geo = Compose((Expand(p=1.0), MinIoURandomCrop(), HorizontalFlip(), ResizeNormalize(size)))
     out, ob, ol = geo(img, boxes, labels, rng)
-    for b, lab in zip(ob, ol):
+    for b, lab in zip(ob, ol, strict=False):
         if ((b[2:] - b[:2]) * size).min() < 4:
             continue
         np.testing.assert_allclose(b * size, _extent(_colour_mask(out, COLOURS[lab])), atol=1.5)
@@ -122,10 +122,10 @@ def test_ssd_recipe_is_deterministic_under_a_seeded_generator() -> None:
     img, boxes, labels = _scene(np.random.default_rng(0))
     t = ssd_train_transform(96)
     runs = [t(img, boxes, labels, np.random.default_rng(42)) for _ in range(2)]
-    for a, b in zip(*runs):
+    for a, b in zip(*runs, strict=False):
         np.testing.assert_array_equal(a, b)
     other = t(img, boxes, labels, np.random.default_rng(43))
-    assert not all(np.array_equal(a, b) for a, b in zip(runs[0], other))
+    assert not all(np.array_equal(a, b) for a, b in zip(runs[0], other, strict=False))
 
 
 def test_photometric_changes_colours_but_not_geometry() -> None:
