@@ -74,13 +74,13 @@ class TrainConfig:
     split: str = "train"
     augmentation: str = "ssd"
     include_difficult: bool = False
-    batch_size: int = 16
-    steps: int | None = 600
+    batch_size: int = 8
+    steps: int | None = 100
     epochs: int | None = None
-    lr: float = 0.01
+    lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    warmup_steps: int = 50
+    warmup_steps: int = 20
     warmup_start: float = 0.01
     schedule: Literal["step", "cosine"] = "cosine"
     milestones: tuple[int, ...] = ()
@@ -90,8 +90,8 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     num_workers: int | None = None
-    checkpoint_every: int = 200
-    log_every: int = 10
+    checkpoint_every: int = 50
+    log_every: int = 5
     seed: int = 0
 
     def validate(self, prefix: str = "train") -> None:
