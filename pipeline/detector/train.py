@@ -77,7 +77,7 @@ class TrainConfig:
     batch_size: int = 8
     steps: int | None = 100
     epochs: int | None = None
-    lr: float = 0.05
+    lr: float = 0.02
     momentum: float = 0.9
     weight_decay: float = 5e-4
     warmup_steps: int = 20
