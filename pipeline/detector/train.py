@@ -25,6 +25,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -227,6 +228,7 @@ def train(
     device: str | torch.device | None = None,
     resume: bool = True,
     progress: bool = True,
+    on_log: Callable[[dict[str, float], int], None] | None = None,
 ) -> TrainResult:
     """Train ``build_detector(model_cfg)`` on split ``train_cfg.split`` of ``train_set_dir``.
 
@@ -237,6 +239,8 @@ def train(
             takes ``cuda:<LOCAL_RANK>``.
         resume: continue from ``<out>/checkpoints/last.pt`` when it was written by the
             same model/train config and data (else start fresh, with a warning).
+        on_log: also called with every logged row and step on rank 0 (e.g. to echo
+            progress into a Prefect run log), in addition to ``logger``.
     """
     cfg = train_cfg
     out = Path(out_dir)
@@ -349,6 +353,8 @@ def train(
                     if not all(math.isfinite(v) for v in mean):
                         raise FloatingPointError(f"non-finite loss {row} at step {step}; lower train.lr or set train.grad_clip")
                     logger.log(row, step)
+                    if on_log is not None and dist.is_main:
+                        on_log(row, step)
                     history.append({"step": step, **row})
                     bar.set_postfix(loss=f"{mean[0]:.3f}", lr=f"{lr:.2e}")
                     window.zero_()
