@@ -1,0 +1,257 @@
+"""A small, deterministic, offline small-object detection dataset in genuine VOC layout.
+
+Design (so that a detector learns something measurable and 4x downsampling hurts):
+
+* Five classes that differ in *shape*: ``disc`` (filled circle), ``ring`` (outlined
+  circle), ``square`` (filled square), ``triangle`` (filled triangle), ``cross`` (plus
+  sign).  Half of the objects take their class's hue band (red, yellow, green, blue,
+  magenta; +-18 deg), the other half a uniformly random hue, with random
+  saturation/value: colour is a cue but only shape identifies every object, and
+  shape is what 4x downsampling destroys.  A third of the filled objects carry a
+  stripe texture, every object a 1-px darker outline with probability 0.5.
+* Sizes: ``small_fraction`` of the objects have a side drawn log-uniformly in
+  [8, 32) px (COCO "small"), the rest in [32, 100] px ("medium").  A 12-px object
+  becomes 3 px at 4x downsampling.
+* Polygons are rotated by up to +-20 deg with +-15 % aspect jitter; the box is the
+  tight box of the drawn geometry, so it is exact.
+* Background: a random linear colour gradient + low-frequency noise (bilinearly
+  upsampled 8x8 grid) + per-pixel Gaussian noise, plus distractors that are not
+  classes: grey/desaturated strokes (random polylines) and elongated
+  low-saturation ellipses.
+* Objects never overlap by more than IoU 0.1 and lie fully inside the image.
+
+Written as ``<root>/VOCdevkit/<NAME>/{JPEGImages/*.jpg, Annotations/*.xml,
+ImageSets/Main/{train,test,trainval}.txt}`` with standard VOC XML (1-based
+inclusive pixel indices).  Image ``i`` depends only on ``(seed, i)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.atomic import atomic_dir, write_text
+from pipeline.config import require
+from pipeline.data.images import write_image
+
+EMBEDDED_CLASSES: tuple[str, ...] = ("disc", "ring", "square", "triangle", "cross")
+# Centre of each class's hue band, in degrees.
+_HUE = {"disc": 0.0, "ring": 55.0, "square": 120.0, "triangle": 220.0, "cross": 300.0}
+DATASET_NAME = "SOD5"
+_SUB = 4  # fixed-point subpixel bits for cv2 drawing
+_MAX_IOU = 0.1
+_CLASS_HUE_PROB = 0.5  # share of objects coloured from their class's hue band
+
+
+@dataclass(frozen=True)
+class EmbeddedConfig:
+    """Params ``data.embedded``: size of the generated dataset.
+
+    Attributes:
+        num_train, num_test: images per split.
+        image_size: [min, max] side length in px; width and height drawn independently.
+        objects_per_image: [min, max] objects per image (inclusive).
+        small_fraction: share of objects with side < 32 px.
+        distractors: [min, max] non-class strokes/blobs per image.
+        jpeg_quality: JPEG quality of the written images.
+    """
+
+    num_train: int = 200
+    num_test: int = 60
+    image_size: tuple[int, int] = (300, 400)
+    objects_per_image: tuple[int, int] = (3, 12)
+    small_fraction: float = 0.8
+    distractors: tuple[int, int] = (4, 10)
+    jpeg_quality: int = 90
+
+    def validate(self, prefix: str) -> None:
+        require(self.num_train >= 1, f"{prefix}.num_train", "must be >= 1")
+        require(self.num_test >= 1, f"{prefix}.num_test", "must be >= 1")
+        lo, hi = self.image_size
+        require(128 <= lo <= hi <= 2048, f"{prefix}.image_size", "need 128 <= min <= max <= 2048")
+        lo, hi = self.objects_per_image
+        require(0 <= lo <= hi <= 64, f"{prefix}.objects_per_image", "need 0 <= min <= max <= 64")
+        require(0.0 <= self.small_fraction <= 1.0, f"{prefix}.small_fraction", "must be in [0, 1]")
+        lo, hi = self.distractors
+        require(0 <= lo <= hi, f"{prefix}.distractors", "need 0 <= min <= max")
+        require(1 <= self.jpeg_quality <= 100, f"{prefix}.jpeg_quality", "must be in [1, 100]")
+
+
+def _hsv_to_rgb(h_deg: float, s: float, v: float) -> np.ndarray:
+    hsv = np.array([[[h_deg % 360.0 / 2.0, s * 255.0, v * 255.0]]], np.float32).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float64)
+
+
+def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Gradient + low-frequency noise + pixel noise, float32 (H, W, 3) in [0, 255]."""
+    c0, c1 = rng.uniform(40, 200, 3), rng.uniform(40, 200, 3)
+    ang = rng.uniform(0, 2 * math.pi)
+    t = (np.arange(w, dtype=np.float32)[None, :] * math.cos(ang)
+         + np.arange(h, dtype=np.float32)[:, None] * math.sin(ang))
+    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+    c0, c1 = c0.astype(np.float32), c1.astype(np.float32)
+    img = c0 + (c1 - c0) * t[..., None]
+    low = rng.normal(0, 25, (8, 8, 3)).astype(np.float32)
+    img += cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC)
+    img += rng.standard_normal((h, w, 3), dtype=np.float32) * 8.0
+    return img
+
+
+def _distractors(rng: np.random.Generator, img: np.ndarray, n: int) -> None:
+    h, w = img.shape[:2]
+    for _ in range(n):
+        grey = rng.uniform(30, 230)
+        colour = tuple(float(np.clip(grey + rng.normal(0, 15), 0, 255)) for _ in range(3))
+        if rng.random() < 0.5:  # polyline stroke
+            pts = np.cumsum(rng.normal(0, 25, (int(rng.integers(2, 6)), 2)), 0) + rng.uniform((0, 0), (w, h))
+            cv2.polylines(img, [pts.astype(np.int32).reshape(-1, 1, 2)], False, colour,
+                          int(rng.integers(1, 4)), cv2.LINE_AA)
+        else:  # elongated blob
+            axes = (int(rng.uniform(6, 40)), int(rng.uniform(2, 8)))
+            centre = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
+            cv2.ellipse(img, centre, axes, float(rng.uniform(0, 180)), 0, 360, colour, -1, cv2.LINE_AA)
+
+
+def _polygon(cls: str, rng: np.random.Generator, side: float) -> np.ndarray:
+    """Unrotated outline centred at 0 with extent ~``side``; (K, 2) float."""
+    r = side / 2.0
+    if cls == "square":
+        return np.array([[-r, -r], [r, -r], [r, r], [-r, r]])
+    if cls == "triangle":
+        return np.array([[0.0, -r], [r, r], [-r, r]])
+    if cls == "cross":
+        a = r * rng.uniform(0.3, 0.45)
+        return np.array([[-a, -r], [a, -r], [a, -a], [r, -a], [r, a], [a, a], [a, r], [-a, r],
+                         [-a, a], [-r, a], [-r, -a], [-a, -a]])
+    # disc / ring: a fine polygon, so rotation and aspect jitter act uniformly on all shapes.
+    t = np.linspace(0, 2 * math.pi, 48, endpoint=False)
+    return np.stack([r * np.cos(t), r * np.sin(t)], 1)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _draw_object(rng: np.random.Generator, img: np.ndarray, cls: str, pts: np.ndarray, side: float) -> None:
+    """Alpha-blend one anti-aliased object into ``img`` (float32, in place), working on its ROI only."""
+    h, w = img.shape[:2]
+    x0, y0 = (max(0, int(v) - 2) for v in pts.min(0))
+    x1, y1 = min(w, int(pts[:, 0].max()) + 3), min(h, int(pts[:, 1].max()) + 3)
+    roi = img[y0:y1, x0:x1]
+    local = pts - np.array([x0, y0])
+    hue = _HUE[cls] + rng.uniform(-18, 18) if rng.random() < _CLASS_HUE_PROB else rng.uniform(0, 360)
+    colour = _hsv_to_rgb(hue, rng.uniform(0.55, 1.0), rng.uniform(0.55, 1.0))
+    fp = np.round(local * (1 << _SUB)).astype(np.int32).reshape(-1, 1, 2)
+    mask = np.zeros(roi.shape[:2], np.float32)
+    cv2.fillPoly(mask, [fp], 1.0, cv2.LINE_AA, _SUB)
+    if cls == "ring":
+        thick = max(2, int(round(side * rng.uniform(0.12, 0.22))))
+        # Hollow the disc from inside, so the tight box stays the outline's box.
+        centre = local.mean(0)
+        inner = centre + (local - centre) * (1 - 2 * thick / max(side, 1.0))
+        ip = np.round(inner * (1 << _SUB)).astype(np.int32).reshape(-1, 1, 2)
+        cv2.fillPoly(mask, [ip], 0.0, cv2.LINE_AA, _SUB)
+    layer = np.broadcast_to(colour.astype(np.float32), roi.shape).copy()
+    if cls != "ring" and rng.random() < 1 / 3:  # stripe texture
+        yy, xx = np.mgrid[0 : roi.shape[0], 0 : roi.shape[1]]
+        ang, period = rng.uniform(0, math.pi), rng.uniform(3, 6)
+        stripes = 0.75 + 0.25 * np.sign(np.sin((xx * math.cos(ang) + yy * math.sin(ang)) * 2 * math.pi / period))
+        layer *= stripes[..., None].astype(np.float32)
+    if rng.random() < 0.5:  # darker 1-px outline
+        edge = np.zeros(roi.shape[:2], np.float32)
+        cv2.polylines(edge, [fp], True, 1.0, 1, cv2.LINE_AA, _SUB)
+        layer *= (1 - 0.4 * edge * mask)[..., None]
+    roi *= (1 - mask)[..., None]
+    roi += layer * mask[..., None]
+
+
+def generate_image(seed: int, index: int, cfg: EmbeddedConfig) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
+    """Render image ``index``: (H, W, 3) uint8 RGB and [(class, xyxy float box)]."""
+    rng = np.random.default_rng([seed, index])
+    w, h = (int(v) for v in rng.integers(cfg.image_size[0], cfg.image_size[1] + 1, 2))
+    img = _background(rng, h, w)
+    _distractors(rng, img, int(rng.integers(cfg.distractors[0], cfg.distractors[1] + 1)))
+    objects: list[tuple[str, np.ndarray]] = []
+    n_obj = int(rng.integers(cfg.objects_per_image[0], cfg.objects_per_image[1] + 1))
+    for _ in range(n_obj):
+        cls = EMBEDDED_CLASSES[int(rng.integers(len(EMBEDDED_CLASSES)))]
+        lo, hi = (8.0, 32.0) if rng.random() < cfg.small_fraction else (32.0, 100.0)
+        side = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+        ang = math.radians(rng.uniform(-20, 20))
+        rot = np.array([[math.cos(ang), -math.sin(ang)], [math.sin(ang), math.cos(ang)]])
+        aspect = rng.uniform(0.85, 1.15)
+        shape = _polygon(cls, rng, side) * np.array([aspect, 1 / aspect])
+        shape = shape @ rot.T
+        # Scale so the tight box's longer side equals ``side`` (keeps the size law exact).
+        ext = shape.max(0) - shape.min(0)
+        shape *= side / float(ext.max())
+        shape -= (shape.min(0) + shape.max(0)) / 2  # centre the tight box at the origin
+        ext = shape.max(0) - shape.min(0)
+        for _attempt in range(20):
+            centre = rng.uniform(ext / 2 + 1, np.array([w, h]) - ext / 2 - 1)
+            pts = shape + centre
+            box = np.array([*pts.min(0), *pts.max(0)])
+            if all(_iou(box, b) <= _MAX_IOU for _, b in objects):
+                _draw_object(rng, img, cls, pts, side)
+                objects.append((cls, box))
+                break
+    return np.clip(img, 0, 255).astype(np.uint8), objects
+
+
+def voc_xml(folder: str, file_name: str, width: int, height: int, objects: list[tuple[str, np.ndarray]]) -> str:
+    """A VOC annotation document; boxes (continuous xyxy) become 1-based inclusive ints."""
+    parts = [
+        "<annotation>",
+        f"\t<folder>{escape(folder)}</folder>",
+        f"\t<filename>{escape(file_name)}</filename>",
+        "\t<source>\n\t\t<database>SOD5 synthetic small-object database</database>\n\t</source>",
+        f"\t<size>\n\t\t<width>{width}</width>\n\t\t<height>{height}</height>\n\t\t<depth>3</depth>\n\t</size>",
+        "\t<segmented>0</segmented>",
+    ]
+    for cls, box in objects:
+        x0, y0 = max(0, math.floor(box[0])), max(0, math.floor(box[1]))
+        x1, y1 = min(width, math.ceil(box[2])), min(height, math.ceil(box[3]))
+        parts.append(
+            f"\t<object>\n\t\t<name>{escape(cls)}</name>\n\t\t<pose>Unspecified</pose>\n"
+            f"\t\t<truncated>0</truncated>\n\t\t<difficult>0</difficult>\n\t\t<bndbox>\n"
+            f"\t\t\t<xmin>{x0 + 1}</xmin>\n\t\t\t<ymin>{y0 + 1}</ymin>\n"
+            f"\t\t\t<xmax>{x1}</xmax>\n\t\t\t<ymax>{y1}</ymax>\n\t\t</bndbox>\n\t</object>"
+        )
+    parts.append("</annotation>\n")
+    return "\n".join(parts)
+
+
+def generate_voc(root: str | os.PathLike[str], seed: int, cfg: EmbeddedConfig, progress: bool = True) -> Path:
+    """Write the dataset atomically to ``root/VOCdevkit/SOD5``; returns that folder.
+
+    Image ids are ``000000``..; the first ``num_train`` form ``train.txt`` (= ``trainval.txt``),
+    the rest ``test.txt``.
+    """
+    final = Path(root) / "VOCdevkit" / DATASET_NAME
+    n = cfg.num_train + cfg.num_test
+    ids = [f"{i:06d}" for i in range(n)]
+    with atomic_dir(final) as tmp:
+        for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
+            (tmp / sub).mkdir(parents=True)
+        for i in tqdm(range(n), desc="embedded dataset", unit="img", disable=not progress):
+            img, objects = generate_image(seed, i, cfg)
+            name = f"{ids[i]}.jpg"
+            write_image(tmp / "JPEGImages" / name, img, quality=cfg.jpeg_quality)
+            xml = voc_xml(DATASET_NAME, name, img.shape[1], img.shape[0], objects)
+            (tmp / "Annotations" / f"{ids[i]}.xml").write_text(xml)
+        train, test = ids[: cfg.num_train], ids[cfg.num_train :]
+        main = tmp / "ImageSets" / "Main"
+        for split, lst in (("train", train), ("trainval", train), ("test", test)):
+            write_text(main / f"{split}.txt", "".join(f"{i}\n" for i in lst))
+    return final

@@ -1,0 +1,39 @@
+"""DVC stage `augment`: copy-paste small objects into training images (Kisantal et al. 2019)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.atomic import write_json
+from pipeline.augment.copy_paste import CopyPasteConfig, copy_paste_set, examples_figure
+from pipeline.config import ConfigError, load_params, section
+from pipeline.data.schema import read_records
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--input", required=True, type=Path, help="set directory to augment (train split)")
+    ap.add_argument("--output", required=True, type=Path, help="augmented set directory to (re)write")
+    ap.add_argument("--metrics", required=True, type=Path, help="metrics JSON to write")
+    ap.add_argument("--figure", required=True, type=Path, help="PNG of augmented examples")
+    ap.add_argument("--params", default="params.yaml", type=Path)
+    args = ap.parse_args(argv)
+
+    params = load_params(args.params)
+    cfg = section(params, "augment", CopyPasteConfig)
+    seed = params.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"seed: expected an integer, got {seed!r}")
+    metrics, pairs = copy_paste_set(args.input, args.output, cfg, seed)
+    examples_figure(args.figure, args.output, pairs, fallback=read_records(args.output, "train")[0])
+    write_json(args.metrics, metrics)
+    print(
+        f"{args.output}: {metrics['images_augmented']}/{metrics['train_images']} train images augmented, "
+        f"{metrics['pastes']} pastes ({metrics['failed_placements']} found no free place), small instances "
+        f"{metrics['small_instances_before']} -> {metrics['small_instances_after']}"
+    )
+
+
+if __name__ == "__main__":
+    main()

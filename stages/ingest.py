@@ -1,0 +1,33 @@
+"""DVC stage ``ingest``: build the HR set (images + annotations.parquet) and its report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.config import load_params, section  # noqa: E402
+from pipeline.data.ingest import IngestConfig, IngestError, ingest  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--raw", required=True, type=Path, help="fetched source (data/raw)")
+    parser.add_argument("--out", required=True, type=Path, help="HR set folder (data/sets/hr)")
+    parser.add_argument("--report", required=True, type=Path, help="ingest report JSON")
+    parser.add_argument("--params", default="params.yaml", type=Path)
+    args = parser.parse_args(argv)
+    cfg = section(load_params(args.params), "ingest", IngestConfig)
+    try:
+        report = ingest(args.raw, args.out, cfg, report_path=args.report)
+    except IngestError as exc:
+        raise SystemExit(str(exc)) from None
+    c = report["counts"]
+    print(f"ingest: train {c['train']['images']} images / {c['train']['objects']} objects, "
+          f"test {c['test']['images']} / {c['test']['objects']}, skipped {len(report['skipped'])} record(s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+from pipeline.config import ConfigError, parse
+from pipeline.data.boxes import voc_to_xyxy
+from pipeline.data.embedded import EMBEDDED_CLASSES, EmbeddedConfig, generate_image, generate_voc
+from pipeline.data.images import read_image
+from pipeline.data.voc import parse_voc_xml, read_id_list
+
+SMALL = EmbeddedConfig(num_train=6, num_test=3, objects_per_image=(4, 8))
+
+
+def test_deterministic_per_seed_and_index():
+    a, objs_a = generate_image(3, 5, SMALL)
+    b, objs_b = generate_image(3, 5, SMALL)
+    c, _ = generate_image(4, 5, SMALL)
+    assert np.array_equal(a, b) and [o[0] for o in objs_a] == [o[0] for o in objs_b]
+    assert a.shape != c.shape or not np.array_equal(a, c)
+
+
+def test_size_law_and_objects_inside():
+    cfg = EmbeddedConfig()
+    sides, classes = [], set()
+    for i in range(40):
+        img, objs = generate_image(0, i, cfg)
+        h, w = img.shape[:2]
+        assert cfg.image_size[0] <= min(h, w) and max(h, w) <= cfg.image_size[1]
+        for cls, box in objs:
+            classes.add(cls)
+            assert 0 <= box[0] < box[2] <= w and 0 <= box[1] < box[3] <= h
+            sides.append(max(box[2] - box[0], box[3] - box[1]))
+    sides = np.asarray(sides)
+    assert classes == set(EMBEDDED_CLASSES)
+    assert sides.min() >= 7.9 and sides.max() <= 100.1
+    small = (sides < 32).mean()
+    assert 0.7 < small < 0.9  # small_fraction = 0.8
+    assert (sides < 16).sum() > 20  # genuinely tiny objects: <= 4 px after 4x downsampling
+
+
+def test_objects_are_visible_against_background():
+    """Object pixels differ from the surrounding background: the boxes mark real content."""
+    img, objs = generate_image(0, 1, EmbeddedConfig())
+    f = img.astype(np.float32)
+    for cls, box in objs:
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+        if cls == "ring":
+            continue  # hollow centre
+        inside = f[cy - 1 : cy + 2, cx - 1 : cx + 2].reshape(-1, 3).mean(0)
+        ring = np.concatenate([f[max(y0 - 4, 0) : y0 - 1, x0:x1].reshape(-1, 3),
+                               f[y1 + 1 : y1 + 4, x0:x1].reshape(-1, 3)])
+        if len(ring) == 0:
+            continue
+        assert np.abs(inside - ring.mean(0)).max() > 10, (cls, box)
+
+
+def test_generate_voc_layout(tmp_path):
+    root = generate_voc(tmp_path, 0, SMALL, progress=False)
+    assert root == tmp_path / "VOCdevkit" / "SOD5"
+    train = read_id_list(root / "ImageSets/Main/train.txt")
+    test = read_id_list(root / "ImageSets/Main/test.txt")
+    assert len(train) == 6 and len(test) == 3 and not set(train) & set(test)
+    assert read_id_list(root / "ImageSets/Main/trainval.txt") == train
+    ann = parse_voc_xml(root / "Annotations" / f"{train[0]}.xml")
+    img = read_image(root / "JPEGImages" / f"{train[0]}.jpg")
+    assert (ann.width, ann.height) == (img.shape[1], img.shape[0])
+    assert 4 <= len(ann.objects) <= 8
+    _, objs = generate_image(0, 0, SMALL)
+    for o, (cls, box) in zip(ann.objects, objs, strict=True):
+        assert o.name == cls
+        xyxy = np.array(voc_to_xyxy(*o.box))
+        # integer VOC box is the tight box rounded outwards
+        assert np.all(xyxy[:2] <= box[:2]) and np.all(xyxy[2:] >= box[2:])
+        assert np.all(np.abs(xyxy - box) < 1.0)
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="data.embedded.image_size"):
+        parse(EmbeddedConfig, {"image_size": [400, 300]}, "data.embedded")
+    with pytest.raises(ConfigError, match="data.embedded.num_trian"):
+        parse(EmbeddedConfig, {"num_trian": 3}, "data.embedded")

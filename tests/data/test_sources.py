@@ -1,0 +1,148 @@
+"""Sources end to end: loopback 'voc2007' download, local VOC/COCO on genuine data, stage CLIs."""
+
+import hashlib
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import ConfigError, section
+from pipeline.data.ingest import IngestConfig, ingest
+from pipeline.data.schema import read_records
+from pipeline.data.sources import ARCHIVES, DataConfig, SourceError, fetch
+from pipeline.data.voc import VOC_CLASSES, parse_voc_xml, read_id_list
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _voc_tar(path: Path, voc2007: Path, split: str) -> str:
+    """A VOC-layout tar (VOCdevkit/VOC2007/...) of the genuine images in one split list; returns md5 pin."""
+    ids = read_id_list(voc2007 / f"ImageSets/Main/{split}.txt")
+    with tarfile.open(path, "w") as tf:
+        for i in ids:
+            for sub, ext in (("JPEGImages", "jpg"), ("Annotations", "xml")):
+                tf.add(voc2007 / sub / f"{i}.{ext}", f"VOCdevkit/VOC2007/{sub}/{i}.{ext}")
+        tf.add(voc2007 / f"ImageSets/Main/{split}.txt", f"VOCdevkit/VOC2007/ImageSets/Main/{split}.txt")
+    return "md5:" + hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_voc2007_download_fetch_ingest(http_server, shared_data, tmp_path):
+    base, st = http_server
+    voc = shared_data / "voc/VOCdevkit/VOC2007"
+    pins = {}
+    for name, split in (("VOCtrainval_06-Nov-2007.tar", "trainval"), ("VOCtest_06-Nov-2007.tar", "test")):
+        pins[name] = _voc_tar(tmp_path / name, voc, split)
+        st.files["/" + ARCHIVES[name].path] = (tmp_path / name).read_bytes()
+    st.drop_once.add("/" + ARCHIVES["VOCtest_06-Nov-2007.tar"].path)  # one flaky transfer
+    params = {"source": "voc2007", "voc_url": base + "/", "checksums": pins,
+              "download_dir": str(tmp_path / "downloads"), "retries": 2, "backoff": 0.01}
+    cfg = section({"data": params}, "data", DataConfig)
+    raw = tmp_path / "raw"
+    desc = fetch(cfg, 0, raw, progress=False)
+    assert desc["archives"] == pins and desc["format"] == "voc"
+    assert sorted(p.name for p in (tmp_path / "downloads").iterdir()) == sorted(pins)
+    assert (raw / "VOCtest_06-Nov-2007/VOCdevkit/VOC2007/JPEGImages/000001.jpg").is_file()
+    requests = len(st.log)
+    fetch(cfg, 0, raw, progress=False)  # cached archives, already extracted: no traffic
+    assert len(st.log) == requests
+
+    report = ingest(raw, tmp_path / "hr", IngestConfig(), progress=False)
+    recs, classes = read_records(tmp_path / "hr")
+    assert classes == list(VOC_CLASSES)
+    test_ids = read_id_list(voc / "ImageSets/Main/test.txt")
+    assert sorted(r.image_id for r in recs if r.split == "test") == sorted(f"VOC2007/{i}" for i in test_ids)
+    n_obj = sum(len(parse_voc_xml(voc / f"Annotations/{i}.xml").objects) for i in
+                test_ids + read_id_list(voc / "ImageSets/Main/trainval.txt"))
+    assert sum(len(r) for r in recs) == n_obj
+    assert report["counts"]["test"]["images"] == len(test_ids)
+
+
+def test_checksum_override_mismatch_fails(http_server, shared_data, tmp_path):
+    base, st = http_server
+    name = "VOCtrainval_06-Nov-2007.tar"
+    _voc_tar(tmp_path / name, shared_data / "voc/VOCdevkit/VOC2007", "trainval")
+    st.files["/" + ARCHIVES[name].path] = (tmp_path / name).read_bytes()
+    cfg = DataConfig(source="voc2007", voc_url=base, download_dir=str(tmp_path / "dl"))  # genuine pins
+    with pytest.raises(Exception, match="md5 mismatch"):
+        fetch(cfg, 0, tmp_path / "raw", progress=False)
+    assert not any((tmp_path / "dl").iterdir())
+
+
+def test_local_voc2007_split_lists(shared_data, tmp_path):
+    devkit = shared_data / "voc/VOCdevkit"
+    cfg = DataConfig(source="local", local_path=str(devkit), local_train=("VOC2007/trainval",),
+                     local_test=("VOC2007/test",))
+    desc = fetch(cfg, 0, tmp_path / "raw", progress=False)
+    assert Path(desc["splits"]["train"][0]["root"]) == (devkit / "VOC2007").resolve()  # recorded, not copied
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["source.json"]
+    report = ingest(tmp_path / "raw", tmp_path / "hr", IngestConfig(), progress=False)
+    assert report["counts"]["train"]["images"] == 6 and report["counts"]["test"]["images"] == 7
+    n_obj = sum(len(parse_voc_xml(x).objects) for x in (devkit / "VOC2007/Annotations").glob("*.xml"))
+    assert report["counts"]["train"]["objects"] + report["counts"]["test"]["objects"] == n_obj == 41
+    assert report["counts"]["train"]["difficult"] + report["counts"]["test"]["difficult"] > 0
+    recs = {r.image_id: r for r in read_records(tmp_path / "hr")[0]}
+    r = recs["VOC2007/000001"]
+    assert (r.width, r.height) == (353, 500) and r.boxes[0].tolist() == [47, 239, 195, 371]
+
+
+def test_local_voc2012_year_folder_defaults(shared_data, tmp_path):
+    year = shared_data / "voc/VOCdevkit/VOC2012"
+    with pytest.raises(SourceError, match="test.txt not found"):  # default lists: trainval/test
+        fetch(DataConfig(source="local", local_path=str(year)), 0, tmp_path / "raw", progress=False)
+    cfg = DataConfig(source="local", local_path=str(year), local_train=("trainval",), local_test=())
+    fetch(cfg, 0, tmp_path / "raw", progress=False)
+    report = ingest(tmp_path / "raw", tmp_path / "hr", IngestConfig(), progress=False)
+    assert report["counts"]["train"]["images"] == 100 and report["counts"]["train"]["objects"] == 273
+    assert all(v > 0 for v in report["counts"]["train"]["per_class"].values())  # all 20 classes
+
+
+def test_local_coco(shared_data, tmp_path):
+    cfg = DataConfig(source="local", local_path=str(shared_data / "coco"), local_format="coco")
+    fetch(cfg, 0, tmp_path / "raw", progress=False)
+    report = ingest(tmp_path / "raw", tmp_path / "hr", IngestConfig(), progress=False)  # genuine: no problems
+    c = report["counts"]
+    ann = shared_data / "coco/annotations"
+    for split, name in (("train", "train2017"), ("test", "val2017")):
+        doc = json.loads((ann / f"instances_{name}.json").read_text())
+        assert c[split]["images"] == len(doc["images"]) and c[split]["objects"] == len(doc["annotations"])
+    assert c["test"]["images"] == 80 and c["train"]["images"] == 208
+    assert len(report["classes"]) == 80 and report["classes"][0] == "person"
+    assert c["test"]["crowd"] + c["train"]["crowd"] > 0
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="data.source"):
+        section({"data": {"source": "imagenet"}}, "data", DataConfig)
+    with pytest.raises(ConfigError, match="data.checksums.nope.tar"):
+        section({"data": {"checksums": {"nope.tar": "md5:" + "0" * 32}}}, "data", DataConfig)
+    with pytest.raises(ConfigError, match="data.checksums.val2017.zip"):
+        section({"data": {"checksums": {"val2017.zip": "abc"}}}, "data", DataConfig)
+    with pytest.raises(ConfigError, match="data.local_path"):
+        section({"data": {"source": "local"}}, "data", DataConfig)
+    with pytest.raises(ConfigError, match="ingest.on_error"):
+        section({"ingest": {"on_error": "ignore"}}, "ingest", IngestConfig)
+    with pytest.raises(SourceError, match="not a directory"):
+        fetch(DataConfig(source="local", local_path=str(tmp_path / "none")), 0, tmp_path / "raw")
+
+
+def test_stage_clis(tmp_path):
+    params = {"seed": 1, "data": {"source": "embedded", "embedded": {"num_train": 3, "num_test": 2}},
+              "ingest": {"on_error": "fail"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    run = lambda *a: subprocess.run([sys.executable, *a], cwd=tmp_path, capture_output=True, text=True)  # noqa: E731
+    r = run(str(REPO / "stages/fetch.py"), "--out", "data/raw")
+    assert r.returncode == 0, r.stderr
+    r = run(str(REPO / "stages/ingest.py"), "--raw", "data/raw", "--out", "data/sets/hr",
+            "--report", "data/reports/ingest_report.json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "data/reports/ingest_report.json").read_text())
+    assert report["counts"]["train"]["images"] == 3 and report["counts"]["test"]["images"] == 2
+    (tmp_path / "data/raw/VOCdevkit/SOD5/Annotations/000000.xml").write_text("<annotation>")
+    r = run(str(REPO / "stages/ingest.py"), "--raw", "data/raw", "--out", "data/sets/hr2",
+            "--report", "data/reports/r2.json")
+    assert r.returncode != 0 and "000000.xml: malformed XML" in r.stderr
+    assert not (tmp_path / "data/sets/hr2").exists()

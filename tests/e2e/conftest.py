@@ -1,0 +1,83 @@
+"""A real DVC project in a temp dir: the repo's tracked files, tiny params, a fresh git repo."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = str(Path(sys.executable).parent)
+
+# Tiny params so every stage runs in seconds on 2 CPU cores.
+TINY: dict[str, Any] = {}
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in extra.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def project_env(root: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
+    for k in list(env):
+        if k.startswith("PREFECT_"):
+            env.pop(k)
+    env["PREFECT_HOME"] = str(root / ".prefect")
+    env["PREFECT_LOGGING_LEVEL"] = "WARNING"
+    env["DVC_NO_ANALYTICS"] = "1"
+    env["PYTHONPATH"] = str(root)
+    return env
+
+
+class Project:
+    """A throw-away copy of this project with helpers to run commands in it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.env = project_env(root)
+
+    def run(self, *cmd: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+        proc = subprocess.run(list(cmd), cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+        return proc
+
+    def dvc(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        return self.run(sys.executable, "-m", "dvc", *args, **kw)
+
+    def set_params(self, overrides: dict) -> None:
+        path = self.root / "params.yaml"
+        params = yaml.safe_load(path.read_text())
+        path.write_text(yaml.safe_dump(deep_merge(params, overrides), sort_keys=False))
+
+
+def copy_project(dst: Path, overrides: dict | None = None) -> Project:
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO_ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for rel in files:
+        src = REPO_ROOT / rel
+        if src.is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / rel)
+    proj = Project(dst)
+    proj.set_params(deep_merge(TINY, overrides or {}))
+    proj.run("git", "init", "-q")
+    proj.run("git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
+    proj.run("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    return proj
+
+
+@pytest.fixture
+def project(tmp_path) -> Project:
+    return copy_project(tmp_path / "proj")

@@ -1,0 +1,93 @@
+"""A real Prefect server on 127.0.0.1 serving the scheduled ``repro`` deployment.
+
+Starts the server (random free port, bounded waits), serves the deployment from a
+temp copy of the project, triggers a run through the API, waits for it, checks the
+produced metrics and the per-stage task runs, and tears everything down even on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from pipeline.flows.server import launch
+
+from .conftest import copy_project
+
+pytestmark = pytest.mark.slow
+
+CLIENT = textwrap.dedent('''
+    import asyncio, json, sys, time
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    async def main():
+        async with get_client() as client:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    dep = await client.read_deployment_by_name("repro/scheduled")
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise SystemExit("deployment never appeared")
+                    await asyncio.sleep(1)
+            schedules = [s.schedule.cron for s in dep.schedules]
+            run = await run_deployment("repro/scheduled", parameters={"stages": ["fetch", "ingest", "stats"]},
+                                       timeout=0, client=client)
+            deadline = time.monotonic() + 400
+            while True:
+                fr = await client.read_flow_run(run.id)
+                if fr.state and fr.state.is_final():
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"flow run still {fr.state.type if fr.state else None} after 400 s")
+                await asyncio.sleep(2)
+            from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+            tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+            print(json.dumps({"state": fr.state.type.value, "schedules": schedules,
+                              "tasks": sorted(t.name for t in tasks)}))
+
+    asyncio.run(main())
+''')
+
+
+def test_served_deployment_runs_pipeline_via_api(tmp_path):
+    proj = copy_project(tmp_path / "proj")
+    home = tmp_path / "prefect-home"
+    server = launch(home=home, cwd=proj.root, timeout=120)
+    serve = None
+    try:
+        env = dict(proj.env, PREFECT_HOME=str(home), PREFECT_API_URL=server.url)
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.flows.deploy", "--repo", str(proj.root), "--cron", "0 3 * * *"],
+            cwd=proj.root, env=env, stdout=open(tmp_path / "serve.log", "w"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        out = subprocess.run([sys.executable, "-c", CLIENT], cwd=proj.root, env=env, capture_output=True,
+                             text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-4000:] + (tmp_path / "serve.log").read_text()[-4000:]
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        assert result["state"] == "COMPLETED", (tmp_path / "serve.log").read_text()[-4000:]
+        assert result["schedules"] == ["0 3 * * *"]
+        assert {"fetch", "ingest", "stats"} <= set(result["tasks"])
+        stats = json.loads((proj.root / "data/metrics/stats.json").read_text())
+        assert stats["overall"]["instances"] > 0
+    finally:
+        if serve is not None:
+            try:
+                os.killpg(serve.pid, signal.SIGINT)
+                serve.wait(timeout=20)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(serve.pid, signal.SIGKILL)
+        server.stop()
+    # Nothing left listening.
+    time.sleep(0.5)
+    assert server.process.poll() is not None
