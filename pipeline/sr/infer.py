@@ -119,7 +119,7 @@ def super_resolve(
         x = torch.stack([t for _, t in batch]).to(device, non_blocking=True)
         with torch.autocast("cuda", dtype=amp_dtype, enabled=use_amp):
             y = model(x).float().cpu()
-        for (job, _), out in zip(batch, y):
+        for (job, _), out in zip(batch, y, strict=True):
             c = canvases[job.image]
             ys, xs = slice(scale * job.y, scale * (job.y + job.h)), slice(scale * job.x, scale * (job.x + job.w))
             c.acc[:, ys, xs] += out * job.weight

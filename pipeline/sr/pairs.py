@@ -1,7 +1,7 @@
 """Aligned (LR, HR) image pairs of two sets and a checkpointable random patch sampler.
 
 The LR set (``pipeline.data.degrade``) has the HR set's images and objects with
-``lr_w = max(1, round(W / scale))``.  When ``W != scale * lr_w`` the HR image is resized
+``lr_w = max(1, round_half_up(W / scale))`` (:func:`pipeline.data.degrade.lr_size`).  When ``W != scale * lr_w`` the HR image is resized
 (bicubic) to ``scale * lr_w`` for training so that every LR pixel maps exactly onto a
 ``scale x scale`` HR block; inference does the inverse (see :mod:`pipeline.sr.infer`).
 """
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from pipeline.data.degrade import lr_size
 from pipeline.data.images import read_image
 from pipeline.data.schema import ImageRecord, images_dir, read_records
 
@@ -33,11 +34,6 @@ class Pair:
     lr: ImageRecord
     hr_path: Path
     lr_path: Path
-
-
-def lr_size(width: int, height: int, scale: int) -> tuple[int, int]:
-    """LR size of an HR image, as the degrade stage makes it."""
-    return max(1, round(width / scale)), max(1, round(height / scale))
 
 
 def match_sets(

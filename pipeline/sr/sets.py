@@ -96,7 +96,7 @@ def make_sr_sets(
     figure_rows = []
     with atomic_dir(sr_out) as sr_tmp, atomic_dir(bicubic_out) as bic_tmp:
         outputs = super_resolve(model, lr_stream(), cfg.tile, cfg.tile_overlap, cfg.batch_size, device)
-        for i, (p, sr) in enumerate(tqdm(zip(pairs, outputs), total=len(pairs), desc="sr infer", unit="img")):
+        for i, (p, sr) in enumerate(tqdm(zip(pairs, outputs, strict=True), total=len(pairs), desc="sr infer", unit="img")):
             lr = lr_images.pop(i)
             size = (p.hr.width, p.hr.height)
             sr_img, bic_img = to_uint8(sr, size), bicubic_upscale(lr, size)
