@@ -20,12 +20,14 @@ class SRModelConfig:
     num_feat: int = 32
     num_block: int = 4
     scale: int = 4
+    trunk_init_scale: float = 1.0
     disc_num_feat: int = 64
 
     def validate(self, prefix: str) -> None:
         require(self.num_feat >= 1, f"{prefix}.num_feat", "must be >= 1")
         require(self.num_block >= 0, f"{prefix}.num_block", "must be >= 0")
         require(self.scale in (2, 3, 4), f"{prefix}.scale", "MSRResNet supports 2, 3, 4")
+        require(self.trunk_init_scale > 0, f"{prefix}.trunk_init_scale", "must be > 0 (basicsr: 0.1)")
         require(self.disc_num_feat >= 1, f"{prefix}.disc_num_feat", "must be >= 1")
 
 
@@ -41,13 +43,13 @@ class SRTrainConfig:
 
     pretrain_iters: int = 400
     gan_iters: int = 0
-    patch_size: int = 24
-    batch_size: int = 8
-    lr_g: float = 2.0e-4
+    patch_size: int = 16
+    batch_size: int = 4
+    lr_g: float = 2.0e-3
     lr_d: float = 1.0e-4
     lr_milestones: list[float] = field(default_factory=lambda: [0.75])
     lr_gamma: float = 0.5
-    pixel_loss: Literal["l1", "mse"] = "l1"
+    pixel_loss: Literal["l1", "mse"] = "mse"
     pixel_weight: float = 1.0e-2
     perceptual_weight: float = 1.0
     adversarial_weight: float = 1.0e-3

@@ -145,7 +145,9 @@ class PatchSampler:
                 lp, hp = lp.transpose(1, 0, 2), hp.transpose(1, 0, 2)
             lrs.append(lp.transpose(2, 0, 1))
             hrs.append(hp.transpose(2, 0, 1))
-        return (np.stack(lrs).astype(np.float32) / 255.0, np.stack(hrs).astype(np.float32) / 255.0)
+        # astype keeps the (transposed) memory order of a 1-image stack: force C order
+        return (np.ascontiguousarray(np.stack(lrs), dtype=np.float32) / 255.0,
+                np.ascontiguousarray(np.stack(hrs), dtype=np.float32) / 255.0)
 
     def state_dict(self) -> dict[str, Any]:
         return {"bit_generator": self.rng.bit_generator.state}

@@ -42,11 +42,15 @@ def psnr_y(img: np.ndarray, ref: np.ndarray, crop: int = 4) -> float:
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :])[None, None]
+    return g / g.sum()
+
+
+def _filter(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """'valid' 2-D Gaussian filtering of (1, 1, H, W), separably (the window is an outer product)."""
+    return F.conv2d(F.conv2d(x, g.view(1, 1, -1, 1)), g.view(1, 1, 1, -1))
 
 
 def ssim_y(img: np.ndarray, ref: np.ndarray, crop: int = 4) -> float:
@@ -55,13 +59,13 @@ def ssim_y(img: np.ndarray, ref: np.ndarray, crop: int = 4) -> float:
     if min(ya.shape) < 11:
         raise ValueError(f"SSIM needs at least 11x11 pixels after cropping, got {ya.shape}")
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    w = _gaussian_window()
+    g = _gaussian_1d()
     a = torch.from_numpy(ya)[None, None]
     b = torch.from_numpy(yb)[None, None]
-    mu_a, mu_b = F.conv2d(a, w), F.conv2d(b, w)
-    s_aa = F.conv2d(a * a, w) - mu_a**2
-    s_bb = F.conv2d(b * b, w) - mu_b**2
-    s_ab = F.conv2d(a * b, w) - mu_a * mu_b
+    mu_a, mu_b = _filter(a, g), _filter(b, g)
+    s_aa = _filter(a * a, g) - mu_a**2
+    s_bb = _filter(b * b, g) - mu_b**2
+    s_ab = _filter(a * b, g) - mu_a * mu_b
     ssim_map = ((2 * mu_a * mu_b + c1) * (2 * s_ab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (s_aa + s_bb + c2))
     return float(ssim_map.mean())
 

@@ -177,7 +177,7 @@ def train_sr(
     total = t.pretrain_iters + (t.gan_iters if gan else 0)
 
     torch.manual_seed(seed)
-    g = build_generator(m.num_feat, m.num_block, m.scale)
+    g = build_generator(m.num_feat, m.num_block, m.scale, m.trunk_init_scale)
     if t.pretrained_generator:
         load_generator_into(g, t.pretrained_generator)
     d = build_discriminator(m.disc_num_feat, m.scale * t.patch_size) if gan else None
@@ -266,7 +266,8 @@ def train_sr(
                 fake = g(lr_t)
                 l_pix = t.pixel_weight * pixel(fake.float(), hr_t)
                 l_percep, _ = percep(fake.float(), hr_t)
-                l_adv = gan_loss(d(fake), True, is_disc=False)
+                # basicsr's discriminator flattens with .view(): feed it contiguous tensors
+                l_adv = gan_loss(d(fake.contiguous()), True, is_disc=False)
                 l_g = l_pix + l_percep + l_adv
             phase.opt_g.zero_grad(set_to_none=True)
             scaler.scale(l_g).backward()
@@ -274,7 +275,7 @@ def train_sr(
             for p in d.parameters():
                 p.requires_grad_(True)
             with autocast():
-                l_d = gan_loss(d(hr_t), True, is_disc=True) + gan_loss(d(fake.detach()), False, is_disc=True)
+                l_d = gan_loss(d(hr_t), True, is_disc=True) + gan_loss(d(fake.detach().contiguous()), False, is_disc=True)
             phase.opt_d.zero_grad(set_to_none=True)
             scaler.scale(l_d).backward()
             scaler.step(phase.opt_d)

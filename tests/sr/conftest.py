@@ -39,7 +39,7 @@ def synthetic_pair(make_set: Callable[..., Path], tmp_path: Path) -> tuple[Path,
     """Small HR/LR sets (textured images with boxes), sizes not multiples of 4 included."""
     records = [
         rec("a", "train", 130, 98, [[10, 10, 30, 40]], [0]),
-        rec("b", "train", 121, 127, [[50, 60, 58, 70], [5, 5, 100, 90]], [1, 0]),
+        rec("b", "train", 130, 129, [[50, 60, 58, 70], [5, 5, 100, 90]], [1, 0]),
         rec("c", "test", 143, 101, [[20, 30, 29, 37]], [1]),
         rec("d", "test", 128, 96),
     ]

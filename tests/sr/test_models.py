@@ -33,7 +33,7 @@ def test_discriminator_takes_128_or_256_only():
 
 def test_config_defaults_and_errors_name_the_key():
     cfg = section({"sr": {}}, "sr", SRConfig)
-    assert cfg.model.num_block == 4 and cfg.train.pixel_loss == "l1" and cfg.infer.splits == ["train", "test"]
+    assert cfg.model.num_block == 4 and cfg.train.pixel_loss == "mse" and cfg.infer.splits == ["train", "test"]
     with pytest.raises(ConfigError, match=r"sr\.train\.bogus"):
         section({"sr": {"train": {"bogus": 1}}}, "sr", SRConfig)
     with pytest.raises(ConfigError, match=r"sr\.infer\.tile_overlap"):

@@ -50,12 +50,12 @@ def test_resume_is_exact(synthetic_pair, tmp_path):
 
 def test_short_training_lowers_pixel_loss_on_photos(photo_pair, tmp_path):
     hr, lr = photo_pair
-    cfg = _cfg(pretrain_iters=60, patch_size=12, batch_size=4, lr_g=1e-3, checkpoint_every=60, log_every=1,
+    cfg = _cfg(pretrain_iters=40, patch_size=12, batch_size=4, lr_g=2e-3, checkpoint_every=40, log_every=1,
                lr_milestones=[0.9])
     res = train_sr(hr, lr, tmp_path / "m", cfg, seed=0, device="cpu")
     losses = [float(r["pixel"]) for r in _log(res.log)]
-    assert len(losses) == 60
-    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert len(losses) == 40
+    first, last = sum(losses[:8]) / 8, sum(losses[-8:]) / 8
     assert last < 0.8 * first
 
 
@@ -64,7 +64,7 @@ def test_gan_phase_runs_with_forced_random_vgg(synthetic_pair, tmp_path, caplog)
     cfg = dataclasses.replace(_cfg(pretrain_iters=1, gan_iters=1, patch_size=32, batch_size=1,
                                    force_perceptual=True, checkpoint_every=1),
                               model=SRModelConfig(num_feat=8, num_block=1, disc_num_feat=4))
-    # the 'b' image is the only one with LR side >= 32; still trains
+    # only the 'b' image (LR 33x32) has LR sides >= 32; the sampler uses just that one
     res = train_sr(hr, lr, tmp_path / "gan", cfg, seed=0, device="cpu")
     rows = _log(res.log)
     assert res.gan and [r["phase"] for r in rows] == ["pretrain", "gan"]
