@@ -1,0 +1,307 @@
+"""SRResNet / SRGAN training loop (plain PyTorch on basicsr's networks and losses).
+
+Phase 1 (``pretrain_iters``): SRResNet with a pixel loss (L1 or MSE), as SRGAN's
+initialisation (Ledig et al. 2017, sec. 3.4).  Phase 2 (``gan_iters``): SRGAN, generator
+loss = ``perceptual_weight`` * VGG19 ``conv5_4`` L1 content loss + ``adversarial_weight``
+(1e-3 in the paper) * GAN loss (+ ``pixel_weight`` * pixel loss, as basicsr's SRGAN
+recipe); the discriminator is updated once per step on real HR and detached SR patches.
+Phase 2 runs only with real ImageNet VGG19 weights (or ``force_perceptual``).
+
+Resumable: every ``checkpoint_every`` steps ``<out>/checkpoints/last.pth`` is written
+atomically with networks, optimisers, schedulers, grad scaler, step, RNG states and the
+patch sampler state; a rerun continues from it exactly (same weights as an
+uninterrupted run on the same device) and the loss log stays continuous.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import logging
+import os
+import random
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from pipeline.atomic import atomic_path, write_text
+from pipeline.sr.basicsr_compat import import_basicsr
+from pipeline.sr.config import SRConfig
+from pipeline.sr.models import build_discriminator, build_generator
+from pipeline.sr.pairs import PatchSampler, match_sets
+from pipeline.sr.weights import build_perceptual_loss, load_generator_into
+
+log = logging.getLogger(__name__)
+
+GENERATOR_FILE = "generator.pth"
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_FILE = "last.pth"
+LOG_FILE = "loss_log.csv"
+LOG_COLUMNS = ("step", "phase", "lr_g", "pixel", "perceptual", "adversarial", "d_loss", "g_total")
+
+
+class CheckpointError(ValueError):
+    """A training checkpoint is unreadable or belongs to a different model; names the file."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    generator: Path
+    log: Path
+    steps: int
+    gan: bool
+
+
+def use_gan_phase(gan_iters: int, vgg19_weights: str | None, force_perceptual: bool) -> bool:
+    """Whether phase 2 runs; warns when it is skipped for lack of VGG19 weights."""
+    if gan_iters == 0:
+        return False
+    if vgg19_weights is None and not force_perceptual:
+        log.warning(
+            "WARNING: sr.train.gan_iters=%d but no ImageNet VGG19 weights (sr.train.vgg19_weights): "
+            "skipping the SRGAN perceptual/adversarial phase; training pixel-loss SRResNet only. "
+            "Set sr.train.vgg19_weights to a torchvision vgg19-dcbb9e9d.pth path (or 'torchvision'), "
+            "or force_perceptual: true to use random VGG features.", gan_iters)
+        return False
+    return True
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (np_state[0], np_state[1].tolist(), *np_state[2:]),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buf.getvalue())
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`train_sr`; corrupt files raise CheckpointError."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: corrupt or unreadable training checkpoint ({type(exc).__name__}: {exc}); "
+                              "delete it to restart training") from exc
+    if not isinstance(ckpt, dict) or "step" not in ckpt or "generator" not in ckpt:
+        raise CheckpointError(f"{path}: not a training checkpoint of pipeline.sr.train")
+    return ckpt
+
+
+class _Phase:
+    """Optimisers and schedulers of one phase (a new phase starts with fresh ones, as a new run)."""
+
+    def __init__(self, name: str, g: nn.Module, d: nn.Module | None, cfg: SRConfig, length: int) -> None:
+        t = cfg.train
+        milestones = sorted({max(1, int(f * length)) for f in t.lr_milestones})
+        self.name = name
+        # Adam betas as basicsr's SRResNet/SRGAN recipes.
+        self.opt_g = torch.optim.Adam(g.parameters(), lr=t.lr_g, betas=(0.9, 0.99))
+        self.sched_g = torch.optim.lr_scheduler.MultiStepLR(self.opt_g, milestones, gamma=t.lr_gamma)
+        self.opt_d = self.sched_d = None
+        if d is not None:
+            self.opt_d = torch.optim.Adam(d.parameters(), lr=t.lr_d, betas=(0.9, 0.99))
+            self.sched_d = torch.optim.lr_scheduler.MultiStepLR(self.opt_d, milestones, gamma=t.lr_gamma)
+
+    def state_dict(self) -> dict[str, Any]:
+        out = {"name": self.name, "opt_g": self.opt_g.state_dict(), "sched_g": self.sched_g.state_dict()}
+        if self.opt_d is not None:
+            out |= {"opt_d": self.opt_d.state_dict(), "sched_d": self.sched_d.state_dict()}
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.sched_g.load_state_dict(state["sched_g"])
+        if self.opt_d is not None:
+            self.opt_d.load_state_dict(state["opt_d"])
+            self.sched_d.load_state_dict(state["sched_d"])
+
+
+def train_sr(
+    hr_dir: str | os.PathLike[str],
+    lr_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    cfg: SRConfig,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train on the TRAINING split of (HR, LR); write ``<out>/generator.pth``.
+
+    Args:
+        callback: called as ``callback(step, losses)`` after every step (and after that
+            step's checkpoint); an exception there interrupts training like a crash.
+
+    Returns:
+        Paths of the generator (basicsr-style ``{'params': state_dict}``) and loss log.
+    """
+    t, m = cfg.train, cfg.model
+    basicsr = import_basicsr()  # noqa: F841  (bridges torchvision before basicsr submodules)
+    from basicsr.losses.basic_loss import L1Loss, MSELoss
+    from basicsr.losses.gan_loss import GANLoss
+
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / CHECKPOINT_DIR / CHECKPOINT_FILE
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    pairs, _ = match_sets(hr_dir, lr_dir, m.scale, splits=["train"])
+    sampler = PatchSampler(pairs, t.patch_size, m.scale, seed, t.max_cached_images)
+    gan = use_gan_phase(t.gan_iters, t.vgg19_weights, t.force_perceptual)
+    total = t.pretrain_iters + (t.gan_iters if gan else 0)
+
+    torch.manual_seed(seed)
+    g = build_generator(m.num_feat, m.num_block, m.scale, m.trunk_init_scale)
+    if t.pretrained_generator:
+        load_generator_into(g, t.pretrained_generator)
+    d = build_discriminator(m.disc_num_feat, m.scale * t.patch_size) if gan else None
+    percep = build_perceptual_loss(t.vgg19_weights, perceptual_weight=t.perceptual_weight) if gan else None
+    pixel = (L1Loss if t.pixel_loss == "l1" else MSELoss)(loss_weight=1.0)
+    gan_loss = GANLoss("vanilla", loss_weight=t.adversarial_weight)
+    for mod in (g, d, percep, pixel, gan_loss):
+        if mod is not None:
+            mod.to(device)
+
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(t.amp)
+    if amp_dtype is not None and device.type != "cuda":
+        log.info("sr.train.amp=%s applies to CUDA only; training in fp32 on %s", t.amp, device)
+        amp_dtype = None
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype is torch.float16)
+
+    def autocast():
+        return torch.autocast("cuda", dtype=amp_dtype) if amp_dtype is not None else nullcontext()
+
+    def make_phase(step: int) -> _Phase:
+        if step < t.pretrain_iters:
+            return _Phase("pretrain", g, None, cfg, t.pretrain_iters)
+        return _Phase("gan", g, d, cfg, t.gan_iters)
+
+    step, rows = 0, []
+    phase = make_phase(0) if total else None
+    if ckpt_path.exists():
+        ckpt = read_checkpoint(ckpt_path)
+        if ckpt["model"] != dataclasses.asdict(m):
+            raise CheckpointError(f"{ckpt_path}: checkpoint is of model {ckpt['model']}, sr.model is "
+                                  f"{dataclasses.asdict(m)}; delete the checkpoints to retrain")
+        try:
+            g.load_state_dict(ckpt["generator"])
+            step = int(ckpt["step"])
+            phase = make_phase(min(step, max(total - 1, 0))) if total else None
+            if d is not None and ckpt.get("discriminator") is not None:
+                d.load_state_dict(ckpt["discriminator"])
+            if phase is not None and ckpt["phase"] is not None and ckpt["phase"]["name"] == phase.name:
+                phase.load_state_dict(ckpt["phase"])
+            if ckpt.get("scaler"):
+                scaler.load_state_dict(ckpt["scaler"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"{ckpt_path}: checkpoint does not fit this run ({exc})") from exc
+        sampler.load_state_dict(ckpt["sampler"])
+        _set_rng_state(ckpt["rng"])
+        rows = [r for r in ckpt["log"] if int(r["step"]) <= step]
+        log.info("resuming SR training from %s at step %d/%d", ckpt_path, step, total)
+
+    def save_checkpoint() -> None:
+        state = {
+            "step": step,
+            "model": dataclasses.asdict(m),
+            "generator": g.state_dict(),
+            "discriminator": d.state_dict() if d is not None else None,
+            "phase": phase.state_dict() if phase is not None else None,
+            "scaler": scaler.state_dict(),
+            "sampler": sampler.state_dict(),
+            "rng": _rng_state(),
+            "log": rows,
+        }
+        with atomic_path(ckpt_path) as tmp:
+            torch.save(state, tmp)
+        _write_log(out_dir / LOG_FILE, rows)
+
+    bar = tqdm(total=total, initial=min(step, total), desc="sr train", unit="it", dynamic_ncols=True)
+    while step < total:
+        if step == t.pretrain_iters and phase.name == "pretrain":
+            phase = make_phase(step)
+        lr_np, hr_np = sampler.sample(t.batch_size)
+        lr_t = torch.from_numpy(lr_np).to(device)
+        hr_t = torch.from_numpy(hr_np).to(device)
+        g.train()
+        losses: dict[str, float] = {}
+        if phase.name == "pretrain":
+            with autocast():
+                l_pix = pixel(g(lr_t).float(), hr_t)
+            phase.opt_g.zero_grad(set_to_none=True)
+            scaler.scale(l_pix).backward()
+            scaler.step(phase.opt_g)
+            scaler.update()
+            losses = {"pixel": l_pix.item(), "g_total": l_pix.item()}
+        else:
+            for p in d.parameters():
+                p.requires_grad_(False)
+            with autocast():
+                fake = g(lr_t)
+                l_pix = t.pixel_weight * pixel(fake.float(), hr_t)
+                l_percep, _ = percep(fake.float(), hr_t)
+                # basicsr's discriminator flattens with .view(): feed it contiguous tensors
+                l_adv = gan_loss(d(fake.contiguous()), True, is_disc=False)
+                l_g = l_pix + l_percep + l_adv
+            phase.opt_g.zero_grad(set_to_none=True)
+            scaler.scale(l_g).backward()
+            scaler.step(phase.opt_g)
+            for p in d.parameters():
+                p.requires_grad_(True)
+            with autocast():
+                l_d = gan_loss(d(hr_t), True, is_disc=True) + gan_loss(d(fake.detach().contiguous()), False, is_disc=True)
+            phase.opt_d.zero_grad(set_to_none=True)
+            scaler.scale(l_d).backward()
+            scaler.step(phase.opt_d)
+            scaler.update()
+            phase.sched_d.step()
+            losses = {"pixel": l_pix.item(), "perceptual": l_percep.item(), "adversarial": l_adv.item(),
+                      "d_loss": l_d.item(), "g_total": l_g.item()}
+        lr_now = phase.opt_g.param_groups[0]["lr"]
+        phase.sched_g.step()
+        step += 1
+        if step % t.log_every == 0 or step == total:
+            rows.append({"step": step, "phase": phase.name, "lr_g": lr_now,
+                         **{k: losses.get(k, "") for k in LOG_COLUMNS[3:]}})
+        if step % t.checkpoint_every == 0 or step == total:
+            save_checkpoint()
+        bar.update(1)
+        bar.set_postfix(phase=phase.name, loss=f"{losses['g_total']:.4f}")
+        if callback is not None:
+            callback(step, losses)
+    bar.close()
+
+    if not ckpt_path.exists():  # zero-iteration run (e.g. a pretrained generator used as is)
+        save_checkpoint()
+    gen_path = out_dir / GENERATOR_FILE
+    with atomic_path(gen_path) as tmp:
+        torch.save({"params": {k: v.cpu() for k, v in g.state_dict().items()},
+                    "meta": {"model": dataclasses.asdict(m), "steps": step, "gan": gan, "seed": seed}}, tmp)
+    _write_log(out_dir / LOG_FILE, rows)
+    return TrainResult(gen_path, out_dir / LOG_FILE, step, gan)

@@ -1,0 +1,31 @@
+"""DVC stage: SR and bicubic sets from the LR set, PSNR/SSIM metrics, side-by-side figure."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from pipeline.config import load_params, section
+from pipeline.sr.config import SRConfig
+from pipeline.sr.sets import make_sr_sets
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--lr", required=True, help="LR set directory")
+    ap.add_argument("--hr", required=True, help="HR set directory (annotations, sizes, quality reference)")
+    ap.add_argument("--model", required=True, help="generator weights (ours or basicsr's MSRResNet .pth)")
+    ap.add_argument("--sr-out", required=True)
+    ap.add_argument("--bicubic-out", required=True)
+    ap.add_argument("--metrics", required=True, help="PSNR/SSIM JSON")
+    ap.add_argument("--figure", required=True, help="side-by-side PNG")
+    ap.add_argument("--params", default="params.yaml")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = section(load_params(args.params), "sr", SRConfig)
+    make_sr_sets(args.lr, args.hr, args.model, args.sr_out, args.bicubic_out, args.metrics, args.figure,
+                 cfg.infer)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""DVC stage: train the SR generator on the training split of (HR, LR); resumes from checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from pipeline.config import load_params, section
+from pipeline.sr.config import SRConfig
+from pipeline.sr.train import train_sr
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--hr", required=True, help="HR set directory")
+    ap.add_argument("--lr", required=True, help="LR set directory (same images, downscaled)")
+    ap.add_argument("--out", required=True, help="output dir: generator.pth, checkpoints/, loss_log.csv")
+    ap.add_argument("--params", default="params.yaml")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    params = load_params(args.params)
+    cfg = section(params, "sr", SRConfig)
+    result = train_sr(args.hr, args.lr, args.out, cfg, seed=int(params.get("seed", 0)))
+    logging.getLogger("sr_train").info("wrote %s after %d steps (GAN phase: %s)", result.generator,
+                                       result.steps, result.gan)
+
+
+if __name__ == "__main__":
+    main()
