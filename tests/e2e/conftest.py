@@ -17,7 +17,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = str(Path(sys.executable).parent)
 
 # Tiny params so every stage runs in seconds on 2 CPU cores.
-TINY: dict[str, Any] = {}
+TINY: dict[str, Any] = {
+    "data": {"embedded": {"num_train": 16, "num_test": 6}},
+    "sr": {"train": {"pretrain_iters": 12, "checkpoint_every": 6, "log_every": 3},
+           "infer": {"tile": 64, "tile_overlap": 16}},
+    "train": {"steps": 3, "batch_size": 2, "warmup_steps": 1, "num_workers": 0, "checkpoint_every": 2, "log_every": 1},
+    "evaluate": {"batch_size": 6, "pictures": 1, "methods": {"nms": {"method": "nms"}, "softnms": {"method": "soft_linear"}}},
+}
 
 
 def deep_merge(base: dict, extra: dict) -> dict:

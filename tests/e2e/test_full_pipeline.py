@@ -1,0 +1,48 @@
+"""The whole pipeline under DVC on tiny params: every stage, the evaluation matrix, variants via dvc exp."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SETS = ("hr", "lr", "sr", "bicubic")
+METHODS = ("nms", "softnms")
+
+
+def test_repro_builds_every_set_and_the_full_matrix_then_compares_variants(project):
+    project.dvc("repro")
+    root = project.root
+    metrics = json.loads((root / "data/eval/metrics.json").read_text())
+    for s in SETS:
+        for m in METHODS:
+            for k in ("map", "map_07", "coco_ap", "ap_small", "ar100"):
+                assert f"{s}.{m}.{k}" in metrics, f"{s}.{m}.{k} missing"
+    for s in SETS:
+        for m in METHODS:
+            assert (root / f"data/eval/detections/{s}_{m}.json").is_file()
+            assert (root / f"data/eval/pr/{s}_{m}.csv").is_file()
+    sr = json.loads((root / "data/metrics/sr_quality.json").read_text())
+    assert set(sr) >= {"sr", "bicubic"}
+    assert (root / "data/models/detector/dvclive/plots/metrics/train/loss.tsv").is_file()
+    assert (root / "data/figures/sr_side_by_side.png").stat().st_size > 0
+
+    shown = project.dvc("metrics", "show").stdout
+    assert "hr.softnms.map" in shown
+
+    plots = project.dvc("plots", "show", "--out", "plots_html").stdout
+    html = (root / "plots_html/index.html").read_text()
+    assert "hr_softnms" in html and "loss" in html, plots
+
+    project.run("git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
+    project.run("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "baseline")
+    # A variant as a DVC experiment: only training and evaluation re-run.
+    exp = project.dvc("exp", "run", "-n", "shallow", "-S", "model.variant=shallow")
+    ran = {line.split("'")[1] for line in exp.stdout.splitlines() if line.startswith("Running stage")}
+    assert ran == {"train", "evaluate"}, exp.stdout
+    diff = project.dvc("metrics", "diff", "HEAD", "--all").stdout
+    assert "hr.softnms.map" in diff
+    table = project.dvc("exp", "show", "--no-pager", "--csv").stdout
+    assert "shallow" in table and "model.variant" in table
