@@ -18,6 +18,10 @@ repetition, as many times as needed to cover the shallow map (⌈log2(75/10)⌉ 
 keeps the deconvolution's stride-aligned grid: deep cell i covers shallow cells
 8i … 8i+7 in all three modules, and the cropped cells lie beyond the image's
 bottom/right edge.  L2Norm scales start at 20 (SSD's value; the paper gives none).
+
+``batch_norm`` (ScratchDet, Zhu et al. ICCV 2019): a BatchNorm before every ReLU of the
+modules (the deep branch's intermediate 3×3 convs and the fusion conv), those convs
+then bias-free; the L2Norm'ed branch ends stay as they are.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from collections.abc import Mapping
 
 from torch import Tensor, nn
 
-from pipeline.detector.backbone import L2Norm, scaled
+from pipeline.detector.backbone import L2Norm, conv_bn_relu, scaled
 
 #: (module name, shallow map, deep map, channels at width 1).
 MODULES = (
@@ -44,10 +48,12 @@ class FusionModule(nn.Module):
 
     Args:
         shallow_channels, deep_channels: input channels; out_channels: fused channels.
-        num_up: number of ×2 deconvolution steps; out_size: shallow map side (crop target).
+        num_up: number of ×2 deconvolution steps; batch_norm: BN before every ReLU.
     """
 
-    def __init__(self, shallow_channels: int, deep_channels: int, out_channels: int, num_up: int) -> None:
+    def __init__(
+        self, shallow_channels: int, deep_channels: int, out_channels: int, num_up: int, batch_norm: bool = False
+    ) -> None:
         super().__init__()
         self.shallow = nn.Sequential(
             nn.Conv2d(shallow_channels, out_channels, 3, padding=1), L2Norm(out_channels)
@@ -55,15 +61,14 @@ class FusionModule(nn.Module):
         layers: list[nn.Module] = []
         c = deep_channels
         for i in range(num_up):
-            last = i == num_up - 1
-            layers += [
-                nn.ConvTranspose2d(c, c, kernel_size=2, stride=2),
-                nn.Conv2d(c, out_channels if last else c, 3, padding=1),
-                L2Norm(out_channels) if last else nn.ReLU(inplace=True),
-            ]
+            layers.append(nn.ConvTranspose2d(c, c, kernel_size=2, stride=2))
+            if i == num_up - 1:
+                layers += [nn.Conv2d(c, out_channels, 3, padding=1), L2Norm(out_channels)]
+            else:
+                layers += conv_bn_relu(c, c, batch_norm, kernel_size=3, padding=1)
         self.deep = nn.Sequential(*layers)
         self.fuse = nn.Sequential(
-            nn.ReLU(inplace=True), nn.Conv2d(out_channels, out_channels, 3, padding=1), nn.ReLU(inplace=True)
+            nn.ReLU(inplace=True), *conv_bn_relu(out_channels, out_channels, batch_norm, kernel_size=3, padding=1)
         )
 
     def forward(self, shallow: Tensor, deep: Tensor) -> Tensor:
@@ -77,17 +82,21 @@ class MDSSDSources(nn.Module):
 
     Args:
         channels: channels of every backbone map; sizes: side of every backbone map;
-        width: channel multiplier for the fused maps.
+        width: channel multiplier for the fused maps; batch_norm: see :class:`FusionModule`.
     """
 
-    def __init__(self, channels: Mapping[str, int], sizes: Mapping[str, int], width: float = 1.0) -> None:
+    def __init__(
+        self, channels: Mapping[str, int], sizes: Mapping[str, int], width: float = 1.0, batch_norm: bool = False
+    ) -> None:
         super().__init__()
         self.names = SOURCES
         self.fusions = nn.ModuleDict()
         fused = {}
         for name, shallow, deep, c in MODULES:
             num_up = max(1, math.ceil(math.log2(sizes[shallow] / sizes[deep])))
-            self.fusions[name] = FusionModule(channels[shallow], channels[deep], scaled(c, width), num_up)
+            self.fusions[name] = FusionModule(
+                channels[shallow], channels[deep], scaled(c, width), num_up, batch_norm
+            )
             fused[name] = scaled(c, width)
         self.out_channels = tuple(fused.get(n, channels.get(n, 0)) for n in SOURCES)
 

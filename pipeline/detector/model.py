@@ -73,7 +73,11 @@ class ModelConfig:
         input_size: square input side S (300 for SSD300).
         width: VGG/extras channel multiplier (< 1 only for CPU-sized runs).
         backbone_weights: torchvision VGG16 ImageNet state-dict path, ``"download"``,
-            or None (random init, logged as a WARNING).  Needs width 1.
+            or None (random init, logged as a WARNING).  Needs width 1; with
+            ``batch_norm`` a ``vgg16_bn`` state dict.
+        batch_norm: BatchNorm before every ReLU of backbone, extras and MDSSD modules
+            (ScratchDet, Zhu et al. ICCV 2019: trains from scratch, tolerates a larger
+            lr).  False = the published SSD300 layer stack.
         first_scale, min_scale, max_scale: default-box scales (fractions of S) by
             the Caffe rule (:mod:`pipeline.detector.anchors`): finest source
             ``first_scale``; the others from ``min_scale`` to ``max_scale``.
@@ -87,6 +91,7 @@ class ModelConfig:
     input_size: int = 300
     width: float = 1.0
     backbone_weights: str | None = None
+    batch_norm: bool = False
     first_scale: float = 0.1
     min_scale: float = 0.2
     max_scale: float = 0.9
@@ -253,10 +258,11 @@ def build_detector(cfg: ModelConfig, num_classes: int, init_backbone: bool = Tru
     if num_classes < 1:
         raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
     variant = cfg.parsed_variant
-    backbone = SSDBackbone(cfg.width)
+    backbone = SSDBackbone(cfg.width, cfg.batch_norm)
     init_random(backbone.trunk, backbone=True)
     init_random(backbone.extras, backbone=False)
-    x = torch.empty(1, 3, cfg.input_size, cfg.input_size, device="meta")
+    # batch 2: a train-mode BatchNorm on the 1×1 conv11_2 map needs more than one value
+    x = torch.empty(2, 3, cfg.input_size, cfg.input_size, device="meta")
     try:
         maps = _meta_forward(backbone, x)
     except RuntimeError as exc:
@@ -266,7 +272,7 @@ def build_detector(cfg: ModelConfig, num_classes: int, init_backbone: bool = Tru
     sizes = {k: int(v.shape[-1]) for k, v in maps.items()}
     strides = dict(backbone.strides)
     if variant.mdssd:
-        sources: nn.Module = MDSSDSources(backbone.channels, sizes, cfg.width)
+        sources: nn.Module = MDSSDSources(backbone.channels, sizes, cfg.width, cfg.batch_norm)
         init_random(sources, backbone=False)
         for name, shallow, _, _ in MDSSD_MODULES:
             strides[name] = strides[shallow]
@@ -297,7 +303,7 @@ def build_detector(cfg: ModelConfig, num_classes: int, init_backbone: bool = Tru
                 "SSD's published results need ImageNet weights"
             )
         else:
-            load_vgg16_weights(backbone.trunk, cfg.backbone_weights)
+            load_vgg16_weights(backbone.trunk, cfg.backbone_weights)  # vgg16 or vgg16_bn by the trunk
     return model
 
 
@@ -311,6 +317,7 @@ def describe(model: SSD) -> dict:
         "variant": model.variant.name,
         "input_size": model.config.input_size,
         "width": model.config.width,
+        "batch_norm": model.config.batch_norm,
         "num_classes": model.num_classes,
         "anchors": int(model.anchors.shape[0]),
         "params": _params(model),
@@ -343,8 +350,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--width", type=float, default=1.0)
     p.add_argument("--input-size", type=int, default=300)
     p.add_argument("--num-classes", type=int, default=20)
+    p.add_argument("--batch-norm", action="store_true", help="ScratchDet BatchNorm (model.batch_norm)")
     a = p.parse_args(argv)
-    cfg = ModelConfig(variant=a.variant, width=a.width, input_size=a.input_size)
+    cfg = ModelConfig(variant=a.variant, width=a.width, input_size=a.input_size, batch_norm=a.batch_norm)
     print(json.dumps(describe(build_detector(cfg, a.num_classes, init_backbone=False)), indent=2))
 
 

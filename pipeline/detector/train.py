@@ -268,6 +268,13 @@ def train(
     loader = make_loader(dataset, sampler, per_rank, workers, pin_memory=cuda, seed=cfg.seed)
 
     model = build_detector(model_cfg, num_classes=len(dataset.classes)).to(device)
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if has_bn and per_rank < 2:
+        raise ValueError(f"train.batch_size={cfg.batch_size} leaves {per_rank} image per process; BatchNorm "
+                         "(model.batch_norm, fem) needs at least 2 (its 1x1 conv11_2 map has one value per image)")
+    if has_bn and dist.enabled and cuda:
+        # batch statistics over the global batch, as on one device (Ioffe & Szegedy; ScratchDet)
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)

@@ -12,6 +12,9 @@ from pipeline.detector.fem import FEM
 from pipeline.detector.model import ModelConfig, build_detector, describe
 
 VARIANTS = ["ssd", "shallow", "fem", "atss", "mdssd", "shallow+fem+atss", "mdssd+fem"]
+# (variant, batch_norm): every variant without BN, and BN composed with every module kind
+# (trunk + extras, conv3_3 source, FEM, MDSSD fusion modules, ATSS).
+CASES = [(v, False) for v in VARIANTS] + [("shallow+fem+atss", True), ("mdssd+fem", True)]
 
 
 def conv(cin: int, cout: int, k: int, bias: bool = True) -> int:
@@ -34,6 +37,17 @@ HEADS = sum(conv(c, b * 21, 3) + conv(c, b * 4, 3) for c, b in SOURCES)
 SSD300_PARAMS = BACKBONE + EXTRAS + 512 + HEADS  # + conv4_3 L2Norm scales
 SHALLOW_EXTRA = 256 + conv(256, 4 * 21, 3) + conv(256, 4 * 4, 3)  # conv3_3 L2Norm + heads
 FEM_EXTRA = sum(conv(c, c, 3, bias=False) + 2 * c for c, _ in SOURCES[:5])  # none on conv11_2
+# ScratchDet BN: vgg16_bn keeps the conv biases and adds BN (2 params per channel) to each
+# of the 13 convs; fc6, fc7 and the 8 extra convs lose their bias and gain a BN.
+EXTRA_CONVS = [(1024, 256, 1), (256, 512, 3), (512, 128, 1), (128, 256, 3)] + 2 * [(256, 128, 1), (128, 256, 3)]
+SSD300_BN_PARAMS = (
+    sum(conv(a, b, 3) + 2 * b for a, b in VGG)
+    + conv(512, 1024, 3, bias=False) + 2 * 1024
+    + conv(1024, 1024, 1, bias=False) + 2 * 1024
+    + sum(conv(a, b, k, bias=False) + 2 * b for a, b, k in EXTRA_CONVS)
+    + 512
+    + HEADS
+)
 
 
 def test_parameter_counts_match_hand_count():
@@ -50,11 +64,31 @@ def test_parameter_counts_match_hand_count():
     }
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_output_shapes_and_decode(variant):
+def test_batch_norm_parameter_count_matches_hand_count():
+    info = describe(build_detector(ModelConfig(batch_norm=True), 20, init_backbone=False))
+    assert info["batch_norm"] is True and info["params"] == SSD300_BN_PARAMS
+
+
+def _bn_count(variant: str) -> int:
+    """BatchNorms a ScratchDet model must have: 13 VGG convs + fc6 + fc7 + 8 extra convs,
+    plus per MDSSD module one per ReLU (2 deep-branch convs + fusion conv at 300 input)."""
+    return 23 + (9 if "mdssd" in variant else 0)
+
+
+def test_batch_norm_trunk_has_the_vgg16_bn_layout():
+    import torchvision
+
+    model = build_detector(ModelConfig(batch_norm=True, width=0.125), 3, init_backbone=False)
+    ours = [type(m).__name__ for m in model.backbone.trunk.features]
+    theirs = [type(m).__name__ for m in torchvision.models.vgg16_bn(weights=None).features]
+    assert ours == theirs
+
+
+@pytest.mark.parametrize(("variant", "batch_norm"), CASES)
+def test_output_shapes_and_decode(variant, batch_norm):
     torch.manual_seed(0)
     model = build_detector(
-        ModelConfig(variant=variant, width=0.125), num_classes=3, init_backbone=False
+        ModelConfig(variant=variant, width=0.125, batch_norm=batch_norm), num_classes=3, init_backbone=False
     ).eval()
     info = describe(model)
     a = info["anchors"]
@@ -72,6 +106,8 @@ def test_output_shapes_and_decode(variant):
     torch.testing.assert_close(zero[0], a_xyxy)
     n_fem = sum(isinstance(m, FEM) for m in model.modules())
     assert n_fem == (len(model.levels) - 1 if "fem" in variant else 0)  # every level but the 1x1 one
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) - n_fem
+    assert n_bn == (_bn_count(variant) if batch_norm else 0)
 
 
 def test_uint8_input_equals_float_and_bad_shapes_are_rejected():
@@ -87,9 +123,12 @@ def test_uint8_input_equals_float_and_bad_shapes_are_rejected():
         model.loss(a, a, torch.zeros(1, 4), torch.zeros(1, 1, dtype=torch.long))
 
 
-def test_forward_and_loss_under_bf16_autocast_and_channels_last():
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_forward_and_loss_under_bf16_autocast_and_channels_last(batch_norm):
     torch.manual_seed(0)
-    model = build_detector(ModelConfig(variant="shallow+fem", width=0.125), 3, init_backbone=False)
+    model = build_detector(
+        ModelConfig(variant="shallow+fem", width=0.125, batch_norm=batch_norm), 3, init_backbone=False
+    )
     model = model.to(memory_format=torch.channels_last)
     x = torch.rand(2, 3, 300, 300).to(memory_format=torch.channels_last)
     gt = torch.tensor([[[0.1, 0.1, 0.2, 0.15], [0.3, 0.3, 0.9, 0.8]], [[0.5, 0.5, 0.6, 0.7], [0, 0, 0, 0]]])
