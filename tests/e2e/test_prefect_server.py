@@ -40,7 +40,7 @@ CLIENT = textwrap.dedent('''
                         raise SystemExit("deployment never appeared")
                     await asyncio.sleep(1)
             schedules = [s.schedule.cron for s in dep.schedules]
-            run = await run_deployment("repro/scheduled", parameters={"stages": ["fetch", "ingest", "stats"]},
+            run = await run_deployment("repro/scheduled", parameters={"stages": ["fetch", "ingest", "stats", "train"]},
                                        timeout=0, client=client)
             deadline = time.monotonic() + 400
             while True:
@@ -51,11 +51,16 @@ CLIENT = textwrap.dedent('''
                     raise SystemExit(f"flow run still {fr.state.type if fr.state else None} after 400 s")
                 await asyncio.sleep(2)
             from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-            from prefect.client.schemas.sorting import TaskRunSort
+            from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
             tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])),
                                                 sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=100)
+            from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+            train_runs = await client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["train"])),
+                sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=10)
             print(json.dumps({"state": fr.state.type.value, "schedules": schedules,
-                              "tasks": sorted(t.name for t in tasks)}))
+                              "tasks": sorted(t.name for t in tasks),
+                              "train_runs": [r.state.type.value for r in train_runs]}))
 
     asyncio.run(main())
 ''')
@@ -79,7 +84,10 @@ def test_served_deployment_runs_pipeline_via_api(tmp_path):
         result = json.loads(out.stdout.strip().splitlines()[-1])
         assert result["state"] == "COMPLETED", (tmp_path / "serve.log").read_text()[-4000:]
         assert result["schedules"] == ["0 3 * * *"]
-        assert {"fetch", "ingest", "stats"} <= set(result["tasks"])
+        assert {"fetch", "ingest", "stats", "train"} <= set(result["tasks"])
+        # The train stage's own Prefect flow reported to the same server (nested under DVC).
+        assert result["train_runs"] == ["COMPLETED"], result
+        assert (proj.root / "data/models/detector/model.pt").is_file()
         stats = json.loads((proj.root / "data/metrics/stats.json").read_text())
         assert stats["overall"]["instances"] > 0
     finally:
