@@ -43,6 +43,9 @@ def test_repro_builds_every_set_and_the_full_matrix_then_compares_variants(proje
     ran = {line.split("'")[1] for line in exp.stdout.splitlines() if line.startswith("Running stage")}
     assert ran == {"train", "evaluate"}, exp.stdout
     diff = project.dvc("metrics", "diff", "HEAD", "--all").stdout
-    assert "hr.softnms.map" in diff
+    # Side by side: the committed baseline's value and the experiment's value on one line.
+    line = next(row for row in diff.splitlines() if " hr.softnms.map " in f" {row} ")
+    numbers = [tok for tok in line.split() if tok.replace(".", "", 1).replace("-", "", 1).replace("e", "", 1).isdigit()]
+    assert len(numbers) >= 2, diff
     table = project.dvc("exp", "show", "--no-pager", "--csv").stdout
     assert "shallow" in table and "model.variant" in table
