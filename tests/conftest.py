@@ -34,7 +34,7 @@ def build_set(
     rng = np.random.default_rng(seed)
     for r in records:
         img = rng.integers(60, 120, size=(r.height, r.width, 3), dtype=np.uint8)
-        for box, label in zip(r.boxes, r.labels):
+        for box, label in zip(r.boxes, r.labels, strict=True):
             x0, y0, x1, y1 = (int(round(v)) for v in box)
             img[y0:y1, x0:x1] = (np.array([200, 40 + 50 * int(label), 30]) % 256).astype(np.uint8)
         write_image(images_dir(root) / r.file_name, img)
