@@ -24,7 +24,8 @@ from torchvision.models.detection import ssd300_vgg16
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.detector.model import ModelConfig, build_detector  # noqa: E402
-from pipeline.postprocess import PostprocessConfig, postprocess  # noqa: E402
+from pipeline.evaluation.infer import resolve_device  # noqa: E402
+from pipeline.postprocess import PostprocessConfig, postprocess, soft_nms_triton  # noqa: E402
 
 
 def main() -> None:
@@ -38,11 +39,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    dev = torch.device(
-        "cuda"
-        if args.device == "auto" and torch.cuda.is_available()
-        else ("cpu" if args.device == "auto" else args.device)
-    )
+    dev = resolve_device(args.device)
     cuda = dev.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     torch.manual_seed(0)
@@ -71,6 +68,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name(dev) if cuda else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
         "torch": torch.__version__, "precision": "bf16 autocast, channels_last" if cuda else "fp32",
         "postprocess": args.method, "img_per_s": {},
+        "soft_nms_backend": "fused" if soft_nms_triton.available(dev) else "torch",
     }  # fmt: skip
     for b in args.batches:
         x = torch.rand(b, 3, 300, 300, device=dev)

@@ -17,6 +17,7 @@ import json
 import platform
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -24,7 +25,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.detector.model import ModelConfig, build_detector  # noqa: E402
-from pipeline.postprocess import PostprocessConfig, postprocess  # noqa: E402
+from pipeline.evaluation.infer import resolve_device  # noqa: E402
+from pipeline.postprocess import PostprocessConfig, postprocess, soft_nms, soft_nms_triton  # noqa: E402
 from tests.postprocess.reference import reference_postprocess  # noqa: E402
 
 
@@ -73,11 +75,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    dev = torch.device(
-        "cuda"
-        if args.device == "auto" and torch.cuda.is_available()
-        else ("cpu" if args.device == "auto" else args.device)
-    )
+    dev = resolve_device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     boxes, scores = make_inputs(args.batch, args.classes, seed=0)
     above = (scores > 0.01).sum((1, 2)).float()
@@ -87,13 +85,17 @@ def main() -> None:
         "torch": torch.__version__, "batch": args.batch, "anchors": int(boxes.shape[1]), "classes": args.classes,
         "candidates_above_0.01_per_image": float(above.mean()), "ms_per_image": {},
     }  # fmt: skip
-    for name, method in (
-        ("hard_nms_torchvision", "nms"),
-        ("soft_linear", "soft_linear"),
-        ("soft_gaussian", "soft_gaussian"),
-    ):
+    runs = [("hard_nms_torchvision", "nms", postprocess)]
+    runs += [(m, m, postprocess) for m in ("soft_linear", "soft_gaussian")]  # the default backend
+    if soft_nms_triton.available(dev):  # on CUDA the default is the fused kernel: time the torch loop too
+        runs += [
+            (f"{m}_torch_loop", m, partial(soft_nms, backend="torch"))
+            for m in ("soft_linear", "soft_gaussian")
+        ]
+    res["soft_nms_backend"] = "fused" if soft_nms_triton.available(dev) else "torch"
+    for name, method, fn in runs:
         cfg = PostprocessConfig(method=method)
-        t = timeit(lambda cfg=cfg: postprocess(boxes, scores, cfg), args.iters, sync)
+        t = timeit(lambda cfg=cfg, fn=fn: fn(boxes, scores, cfg), args.iters, sync)
         res["ms_per_image"][name] = 1e3 * t / args.batch
     b_np, s_np = boxes[:1].cpu().numpy(), scores[:1].cpu().numpy()
     for method in ("soft_linear", "soft_gaussian"):

@@ -43,5 +43,5 @@ class PostprocessConfig:
         require(0.0 < self.iou_threshold <= 1.0, f"{prefix}.iou_threshold", "must be in (0, 1]")
         require(self.sigma > 0.0, f"{prefix}.sigma", "must be > 0")
         require(self.top_k >= 1, f"{prefix}.top_k", "must be >= 1")
-        require(0.0 <= self.min_score < 1.0, f"{prefix}.min_score", "must be in [0, 1)")
+        require(0.0 < self.min_score < 1.0, f"{prefix}.min_score", "must be in (0, 1): the Soft-NMS floor")
         require(self.candidates_per_class >= 1, f"{prefix}.candidates_per_class", "must be >= 1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -24,8 +25,11 @@ def _as_list(d: Detections) -> list[tuple[int, tuple[float, ...], float]]:
     ]
 
 
-def assert_matches_reference(boxes: np.ndarray, scores: np.ndarray, cfg: PostprocessConfig) -> None:
-    fast = postprocess(torch.from_numpy(boxes), torch.from_numpy(scores), cfg)
+def assert_matches_reference(
+    boxes: np.ndarray, scores: np.ndarray, cfg: PostprocessConfig, run: Callable = postprocess
+) -> None:
+    """``run(boxes, scores, cfg)`` (default: :func:`postprocess`) gives the reference's detections."""
+    fast = run(torch.from_numpy(boxes), torch.from_numpy(scores), cfg)
     ref = reference_postprocess(
         boxes, scores, cfg.method, cfg.score_threshold, cfg.iou_threshold, cfg.sigma, cfg.top_k, cfg.min_score
     )
@@ -114,6 +118,23 @@ def test_identical_boxes_and_tied_scores(method):
         got = sorted(out.scores.tolist(), reverse=True)
         np.testing.assert_allclose(got, sorted(expected * 2, reverse=True), rtol=1e-5)
     assert_matches_reference(boxes, scores, PostprocessConfig(method=method))
+
+
+def tie_between_overlapping_boxes() -> tuple[np.ndarray, np.ndarray]:
+    """Two distinct boxes with IoU 1/3 and the same score: the lower anchor must win the tie."""
+    boxes = np.array([[[0, 0, 2, 1], [1, 0, 3, 1]]], np.float32)
+    return boxes, np.array([[[0.5], [0.5]]], np.float32)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_score_tie_picks_the_lower_anchor(method):
+    boxes, scores = tie_between_overlapping_boxes()
+    out = postprocess(
+        torch.from_numpy(boxes), torch.from_numpy(scores), PostprocessConfig(method, iou_threshold=0.3)
+    )
+    assert out[0].boxes[0].tolist() == [0, 0, 2, 1]
+    if method != "nms":
+        assert out[0].boxes[1].tolist() == [1, 0, 3, 1] and out[0].scores[1] < 0.5
 
 
 def test_hand_computed_linear_and_gaussian_decay():
