@@ -13,13 +13,12 @@ import os
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, settings
 
 from pipeline.postprocess import PostprocessConfig, soft_nms, soft_nms_triton
 from tests.postprocess.test_postprocess import (
     assert_matches_reference,
-    batches,
+    soft_nms_cases,
     tie_between_overlapping_boxes,
 )
 
@@ -32,17 +31,9 @@ fused = functools.partial(soft_nms, backend="fused")
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
-@given(
-    data=batches(),
-    method=st.sampled_from(["soft_linear", "soft_gaussian"]),
-    iou_t=st.sampled_from([0.3, 0.45, 0.5]),
-    sigma=st.sampled_from([0.1, 0.5, 2.0]),
-    top_k=st.integers(1, 80),
-)
-def test_fused_matches_reference(data, method, iou_t, sigma, top_k):
-    boxes, scores = data
-    cfg = PostprocessConfig(method=method, iou_threshold=iou_t, sigma=sigma, top_k=top_k)
-    assert_matches_reference(boxes, scores, cfg, run=fused)
+@soft_nms_cases
+def test_fused_matches_reference(data, cfg):
+    assert_matches_reference(*data, cfg, run=fused)
 
 
 @pytest.mark.parametrize("method", ["soft_linear", "soft_gaussian"])

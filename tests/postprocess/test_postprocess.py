@@ -75,20 +75,25 @@ def batches(draw, max_anchors: int = 24, discrete_scores: bool | None = None):
     return boxes, scores
 
 
+# Random Soft-NMS cases: a batch and a config (shared with the fused kernel's cases).
+soft_nms_cases = given(
+    data=batches(),
+    cfg=st.builds(
+        PostprocessConfig,
+        method=st.sampled_from(["soft_linear", "soft_gaussian"]),
+        iou_threshold=st.sampled_from([0.3, 0.45, 0.5]),
+        sigma=st.sampled_from([0.1, 0.5, 2.0]),
+        top_k=st.integers(1, 80),
+    ),
+)
+
+
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
-@given(
-    data=batches(),
-    method=st.sampled_from(["soft_linear", "soft_gaussian"]),
-    iou_t=st.sampled_from([0.3, 0.45, 0.5]),
-    sigma=st.sampled_from([0.1, 0.5, 2.0]),
-    top_k=st.integers(1, 80),
-)
-def test_soft_nms_matches_reference(data, method, iou_t, sigma, top_k):
-    boxes, scores = data
-    cfg = PostprocessConfig(method=method, iou_threshold=iou_t, sigma=sigma, top_k=top_k)
-    assert_matches_reference(boxes, scores, cfg)
+@soft_nms_cases
+def test_soft_nms_matches_reference(data, cfg):
+    assert_matches_reference(*data, cfg)
 
 
 @settings(
