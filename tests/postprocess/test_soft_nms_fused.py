@@ -33,3 +33,12 @@ def test_fused_kernel_under_interpreter():
     )
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
     assert " passed" in proc.stdout and "failed" not in proc.stdout
+
+
+@pytest.mark.skipif(soft_nms_triton.triton is None, reason="triton is not installed")
+@pytest.mark.parametrize("arch", [80, 90])  # A100, H100
+@pytest.mark.parametrize(("linear", "block"), [(True, 16), (False, 512)])
+def test_fused_kernel_compiles_for_the_target_gpus(arch, linear, block):
+    kernel = soft_nms_triton.compile_for(arch, linear, block)
+    assert len(kernel.asm["cubin"]) > 0
+    assert f".target sm_{arch}" in kernel.asm["ptx"]
