@@ -15,6 +15,7 @@ Runs on CUDA tensors, or on CPU tensors under Triton's interpreter
 from __future__ import annotations
 
 import functools
+import os
 
 import torch
 from torch import Tensor
@@ -32,7 +33,13 @@ def available(device: torch.device) -> bool:
         return False
     if device.type == "cuda":
         return torch.cuda.get_device_capability(device) >= (7, 0)  # Triton's oldest supported GPUs
-    return device.type == "cpu" and bool(triton.knobs.runtime.interpret)
+    return device.type == "cpu" and _interpreting()
+
+
+def _interpreting() -> bool:
+    """Whether ``triton.jit`` builds interpreted kernels (``TRITON_INTERPRET=1``)."""
+    knobs = getattr(triton, "knobs", None)  # Triton >= 3.4
+    return bool(knobs.runtime.interpret) if knobs else os.environ.get("TRITON_INTERPRET") == "1"
 
 
 def _soft_nms_kernel(
@@ -152,7 +159,7 @@ def soft_nms_groups_fused(
     if g == 0 or k == 0:
         return pick, picked
     block = max(16, triton.next_power_of_2(k))
-    kernel = _compiled(bool(triton.knobs.runtime.interpret))
+    kernel = _compiled(_interpreting())
     kernel[(g,)](
         boxes.float().contiguous(),
         anchor.contiguous(),
