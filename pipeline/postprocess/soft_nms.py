@@ -138,7 +138,7 @@ def soft_nms(
         raise ValueError(f"soft_nms got method {cfg.method!r}")
     if cfg.min_score <= 0.0:
         raise ValueError(f"Soft-NMS needs a score floor min_score > 0, got {cfg.min_score}")
-    fused = _use_fused(backend, boxes.device)
+    fused = _use_fused(backend, boxes.device, cfg.candidates_per_class)
     n, _, c = scores.shape
     boxes = boxes.float()
     cand = select_candidates(scores, cfg.score_threshold, cfg.candidates_per_class, floor=cfg.min_score)
@@ -159,18 +159,24 @@ def soft_nms(
     return out
 
 
-def _use_fused(backend: Backend, device: torch.device) -> bool:
+def _use_fused(backend: Backend, device: torch.device, candidates_per_class: int) -> bool:
     if backend == "torch":
         return False
-    if backend == "fused":
-        if not soft_nms_triton.available(device):
-            raise RuntimeError(
-                f"Soft-NMS backend 'fused' needs CUDA (or TRITON_INTERPRET=1 on the CPU) and Triton; got {device}"
-            )
-        return True
-    if backend != "auto":
+    if backend not in ("auto", "fused"):
         raise ValueError(f"Soft-NMS backend must be auto, torch or fused, got {backend!r}")
-    return device.type == "cuda" and soft_nms_triton.available(device)
+    fits = candidates_per_class <= soft_nms_triton.MAX_CANDIDATES
+    if backend == "auto":
+        return device.type == "cuda" and fits and soft_nms_triton.available(device)
+    if not soft_nms_triton.available(device):
+        raise RuntimeError(
+            f"Soft-NMS backend 'fused' needs CUDA (or TRITON_INTERPRET=1 on the CPU) and Triton; got {device}"
+        )
+    if not fits:
+        raise ValueError(
+            f"Soft-NMS backend 'fused' keeps a group in registers: candidates_per_class must be "
+            f"<= {soft_nms_triton.MAX_CANDIDATES}, got {candidates_per_class}"
+        )
+    return True
 
 
 def _group_layout(boxes: Tensor, cand: Candidates) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -27,6 +27,10 @@ except ImportError:  # pragma: no cover - triton ships with Linux torch wheels
     triton = None
 
 
+# A group lives in registers: at most this many candidates per (image, class).
+MAX_CANDIDATES = 2048
+
+
 def available(device: torch.device) -> bool:
     """Whether the fused kernel can run on ``device`` (CUDA, or the CPU under the interpreter)."""
     if triton is None:

@@ -84,6 +84,12 @@ def test_fused_on_cpu_without_interpreter_is_a_clear_error(monkeypatch):
     )
 
 
+def test_fused_candidate_cap_is_bounded():
+    cfg = PostprocessConfig(method="soft_linear", candidates_per_class=soft_nms_triton.MAX_CANDIDATES + 1)
+    with pytest.raises(ValueError, match="candidates_per_class must be <= 2048"):
+        fused(torch.rand(1, 4, 4), torch.rand(1, 4, 2), cfg)
+
+
 def test_soft_nms_needs_a_positive_floor():
     with pytest.raises(ValueError, match="min_score > 0"):
         soft_nms(
