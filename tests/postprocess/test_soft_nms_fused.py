@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.skipif(soft_nms_triton.triton is None, reason="triton is not installed")
-def test_fused_kernel_under_interpreter():
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
+def test_fused_kernel_under_interpreter(tmp_path):
+    env = {**os.environ, "TRITON_INTERPRET": "1", "TRITON_CACHE_DIR": str(tmp_path)}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(CASES)],
         cwd=ROOT,
@@ -38,7 +38,8 @@ def test_fused_kernel_under_interpreter():
 @pytest.mark.skipif(soft_nms_triton.triton is None, reason="triton is not installed")
 @pytest.mark.parametrize("arch", [80, 90])  # A100, H100
 @pytest.mark.parametrize(("linear", "block"), [(True, 16), (False, 512)])
-def test_fused_kernel_compiles_for_the_target_gpus(arch, linear, block):
+def test_fused_kernel_compiles_for_the_target_gpus(arch, linear, block, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))  # a fresh compile, nothing written to ~/.triton
     kernel = soft_nms_triton.compile_for(arch, linear, block)
     assert len(kernel.asm["cubin"]) > 0
     assert f".target sm_{arch}" in kernel.asm["ptx"]
