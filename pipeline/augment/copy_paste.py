@@ -66,6 +66,8 @@ class CopyPasteConfig:
         blend_radius: Gaussian sigma in px for ``blend: gaussian``.
         jpeg_quality: quality of re-encoded augmented JPEGs.
         workers: processes; 0 = all cores.
+        cluster: Dask scheduler address (``tcp://host:8786``): run the per-image
+            work on that cluster instead (:mod:`pipeline.dask_pool`); ``None`` = local.
     """
 
     probability: float = 0.5
@@ -80,6 +82,7 @@ class CopyPasteConfig:
     blend_radius: float = 1.0
     jpeg_quality: int = 95
     workers: int = 0
+    cluster: str | None = None
 
     def validate(self, prefix: str) -> None:
         require(0.0 <= self.probability <= 1.0, f"{prefix}.probability", f"must be in [0, 1], got {self.probability}")
@@ -266,7 +269,10 @@ def build_bank(
     tasks = ((r, str(root / r.file_name), cfg.small_max_area) for r in train)
     patches = [
         p
-        for ps in parallel_map(_bank_patches, tasks, workers=cfg.workers, total=len(train), desc="patch bank", progress=progress)
+        for ps in parallel_map(
+            _bank_patches, tasks, workers=cfg.workers, total=len(train), desc="patch bank", progress=progress,
+            cluster=cfg.cluster,
+        )
         for p in ps
     ]
     if len(patches) > cfg.bank_size:
@@ -303,7 +309,7 @@ def copy_paste_set(
         tasks = ((r, str(src_root / r.file_name), str(images_dir(tmp) / r.file_name)) for r in records)
         for new, n, f in parallel_map(
             _augment_one, tasks, workers=cfg.workers, total=len(records), desc="copy-paste",
-            initializer=_init_worker, initargs=(cfg, seed, bank), progress=progress,
+            initializer=_init_worker, initargs=(cfg, seed, bank), progress=progress, cluster=cfg.cluster,
         ):
             new_records.append(new)
             pastes += n

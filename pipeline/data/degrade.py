@@ -69,6 +69,8 @@ class DegradeConfig:
         antialias: low-pass filter before subsampling (PIL) or not (OpenCV).
         jpeg_quality: quality of re-encoded JPEGs (PNG inputs stay lossless PNG).
         workers: processes; 0 = all cores.
+        cluster: Dask scheduler address (``tcp://host:8786``): run the per-image
+            work on that cluster instead (:mod:`pipeline.dask_pool`); ``None`` = local.
     """
 
     scale: float = 4.0
@@ -76,6 +78,7 @@ class DegradeConfig:
     antialias: bool = True
     jpeg_quality: int = 95
     workers: int = 0
+    cluster: str | None = None
 
     def validate(self, prefix: str) -> None:
         require(self.scale >= 1, f"{prefix}.scale", f"must be >= 1 (a downsampling factor), got {self.scale}")
@@ -175,7 +178,7 @@ def degrade_set(
         )
         for _ in parallel_map(
             _degrade_image, tasks, workers=cfg.workers, total=len(records), desc=f"degrade x{cfg.scale:g}",
-            initializer=_init_worker, progress=progress,
+            initializer=_init_worker, progress=progress, cluster=cfg.cluster,
         ):
             pass
         write_table(table_path(tmp), records_to_table(lr_records, classes))

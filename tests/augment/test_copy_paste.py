@@ -15,6 +15,7 @@ from pipeline.augment.copy_paste import (
 from pipeline.augment.paste import crop_box, feather_alpha, intersects, rescale_patch
 from pipeline.config import ConfigError, parse
 from pipeline.data.schema import ImageRecord, read_records, table_path
+from tests.dask_helpers import dask_tasks_run
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["bird", "bottle", "car"]
@@ -185,3 +186,16 @@ def test_config_validation():
         parse(CopyPasteConfig, {"blend": "poisson"}, "augment")
     with pytest.raises(ConfigError, match="augment.probability"):
         parse(CopyPasteConfig, {"probability": 1.5}, "augment")
+
+
+def test_dask_cluster_gives_the_same_set(src_set, tmp_path, dask_cluster):
+    cfg = CopyPasteConfig(probability=0.7, copies_per_object=2, cross_image_objects=2, workers=1)
+    m1, _ = copy_paste_set(src_set, tmp_path / "local", cfg, seed=5, progress=False)
+    on_cluster = CopyPasteConfig(**{**cfg.__dict__, "cluster": dask_cluster})
+    before = dask_tasks_run(dask_cluster, "augment")
+    m2, _ = copy_paste_set(src_set, tmp_path / "dask", on_cluster, seed=5, progress=False)
+    assert dask_tasks_run(dask_cluster, "augment") - before == len(read_records(src_set)[0])
+    assert m1 == m2 and m1["pastes"] > 0
+    assert table_path(tmp_path / "local").read_bytes() == table_path(tmp_path / "dask").read_bytes()
+    for f in (src_set / "images").iterdir():
+        assert (tmp_path / "local" / "images" / f.name).read_bytes() == (tmp_path / "dask" / "images" / f.name).read_bytes()

@@ -16,6 +16,7 @@ from pipeline.data.degrade import (
 )
 from pipeline.data.images import ImageError, read_image
 from pipeline.data.schema import ImageRecord, read_records, table_path
+from tests.dask_helpers import dask_tasks_run
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["cat", "bottle"]
@@ -148,3 +149,18 @@ def test_wrong_image_size_fails_in_worker_and_keeps_old_output(hr_set, tmp_path)
     with pytest.raises(ImageError, match=r"a\.jpg: image is 10x10 but the annotation table says 37x23"):
         degrade_set(hr, out, DegradeConfig(workers=2), progress=False)
     assert table_path(out).read_bytes() == before and list(tmp_path.glob(".lr*")) == []
+
+
+def test_degrade_stage_on_a_dask_cluster_equals_serial(hr_set, tmp_path, dask_cluster):
+    hr, _ = hr_set
+    degrade_set(hr, tmp_path / "serial", DegradeConfig(workers=1), progress=False)
+    (tmp_path / "params.yaml").write_text(f"degrade:\n  scale: 4\n  cluster: {dask_cluster}\n")
+    spec = importlib.util.spec_from_file_location("degrade_stage", REPO / "stages" / "degrade.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    before = dask_tasks_run(dask_cluster, "degrade")
+    mod.main(["--input", str(hr), "--output", str(tmp_path / "dask"), "--params", str(tmp_path / "params.yaml")])
+    assert dask_tasks_run(dask_cluster, "degrade") - before == 3  # one task per image, on the cluster
+    assert table_path(tmp_path / "dask").read_bytes() == table_path(tmp_path / "serial").read_bytes()
+    for name in ("a.jpg", "b.png", "c.jpg"):
+        assert (tmp_path / "dask" / "images" / name).read_bytes() == (tmp_path / "serial" / "images" / name).read_bytes()
