@@ -15,17 +15,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-try:
-    from distributed import Client, WorkerPlugin
-except ImportError:  # pragma: no cover - distributed is a pinned dependency
-    Client = WorkerPlugin = None  # type: ignore[assignment,misc]
-
+from distributed import Client, WorkerPlugin
 
 # Seconds to wait for the scheduler before giving up with a clear error.
 CONNECT_TIMEOUT_S = 20
 
 
-class _Initializer(WorkerPlugin if WorkerPlugin is not None else object):  # type: ignore[misc]
+class _Initializer(WorkerPlugin):
     """Runs ``initializer(*initargs)`` once on every worker, also on workers that join later."""
 
     def __init__(self, initializer: Callable[..., Any], initargs: Sequence[Any]) -> None:
@@ -38,10 +34,8 @@ class _Initializer(WorkerPlugin if WorkerPlugin is not None else object):  # typ
 @contextmanager
 def dask_client(
     address: str, initializer: Callable[..., Any] | None = None, initargs: Sequence[Any] = ()
-) -> Iterator[Any]:
+) -> Iterator[Client]:
     """A client of the scheduler at ``address``; ``initializer`` runs on each worker first."""
-    if Client is None:
-        raise RuntimeError(f"cluster {address!r} needs the 'distributed' package (pip install distributed)")
     try:
         client = Client(address, set_as_default=False, timeout=f"{CONNECT_TIMEOUT_S}s")
     except OSError as err:
@@ -57,6 +51,6 @@ def dask_client(
         client.close()
 
 
-def worker_threads(client: Any) -> int:
+def worker_threads(client: Client) -> int:
     """Total worker threads of the cluster (at least 1)."""
     return max(1, sum(client.nthreads().values()))

@@ -80,12 +80,12 @@ def parallel_map(
 
     A worker exception is re-raised here after pending work is cancelled.
     """
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
     if cluster:
         yield from _on_cluster(fn, items, cluster, max_in_flight, desc, total, initializer, initargs, progress)
         return
     n_workers = resolve_workers(workers)
-    if total is None and hasattr(items, "__len__"):
-        total = len(items)  # type: ignore[arg-type]
     if total is not None:
         n_workers = max(1, min(n_workers, total))
     bar = tqdm(total=total, desc=desc, unit="img", disable=not progress, dynamic_ncols=True)
@@ -125,8 +125,6 @@ def _on_cluster(
 ) -> Iterator[R]:
     from pipeline.dask_pool import dask_client, worker_threads
 
-    if total is None and hasattr(items, "__len__"):
-        total = len(items)  # type: ignore[arg-type]
     with dask_client(cluster, initializer, initargs) as client:
         bar = tqdm(total=total, desc=f"{desc or 'map'} @ {cluster}", unit="img", disable=not progress, dynamic_ncols=True)
         try:
