@@ -87,12 +87,13 @@ def main() -> None:
     }  # fmt: skip
     runs = [("hard_nms_torchvision", "nms", postprocess)]
     runs += [(m, m, postprocess) for m in ("soft_linear", "soft_gaussian")]  # the default backend
-    if soft_nms_triton.available(dev):  # on CUDA the default is the fused kernel: time the torch loop too
+    fused = soft_nms_triton.available(dev)
+    if fused:  # on CUDA the default is the fused kernel: time the torch loop too
         runs += [
             (f"{m}_torch_loop", m, partial(soft_nms, backend="torch"))
             for m in ("soft_linear", "soft_gaussian")
         ]
-    res["soft_nms_backend"] = "fused" if soft_nms_triton.available(dev) else "torch"
+    res["soft_nms_backend"] = "fused" if fused else "torch"
     for name, method, fn in runs:
         cfg = PostprocessConfig(method=method)
         t = timeit(lambda cfg=cfg, fn=fn: fn(boxes, scores, cfg), args.iters, sync)
