@@ -27,12 +27,13 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir
+from pipeline.errors import PipelineError
 
 CHUNK = 1 << 20
 _TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
 
 
-class DownloadError(RuntimeError):
+class DownloadError(PipelineError, RuntimeError):
     """A download failed for good (HTTP error, retries exhausted)."""
 
 
@@ -40,7 +41,7 @@ class ChecksumError(DownloadError):
     """The downloaded bytes do not match the pinned checksum."""
 
 
-class UnsafeArchiveError(ValueError):
+class UnsafeArchiveError(PipelineError, ValueError):
     """An archive member would land outside the extraction directory (or is a link)."""
 
 

@@ -9,9 +9,10 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.atomic import atomic_path
+from pipeline.errors import PipelineError
 
 
-class ImageError(ValueError):
+class ImageError(PipelineError, ValueError):
     """An image file is missing, unreadable or corrupt."""
 
 

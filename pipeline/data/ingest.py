@@ -34,6 +34,7 @@ from pipeline.data.images import ImageError, image_size, read_image
 from pipeline.data.schema import SPLITS, ImageRecord, images_dir, records_to_table, table_path, write_table
 from pipeline.data.sources import SOURCE_FILE
 from pipeline.data.voc import AnnotationError, parse_voc_xml, read_id_list
+from pipeline.errors import PipelineError
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class Problem:
         return f"{self.file}: {self.problem}"
 
 
-class IngestError(ValueError):
+class IngestError(PipelineError, ValueError):
     """Ingest found problems; ``problems`` lists them all."""
 
     def __init__(self, problems: list[Problem]):

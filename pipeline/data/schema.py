@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.atomic import atomic_path
+from pipeline.errors import PipelineError
 
 TABLE_NAME = "annotations.parquet"
 IMAGES_DIR = "images"
@@ -51,7 +52,7 @@ SCHEMA = pa.schema(
 )
 
 
-class SchemaError(ValueError):
+class SchemaError(PipelineError, ValueError):
     """An annotation table violates the contract; the message names file and problem."""
 
 

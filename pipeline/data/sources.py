@@ -26,6 +26,7 @@ from pipeline.config import require
 from pipeline.data.download import download, extract, parse_checksum
 from pipeline.data.embedded import EMBEDDED_CLASSES, EmbeddedConfig, generate_voc
 from pipeline.data.voc import VOC_CLASSES
+from pipeline.errors import PipelineError
 
 SOURCE_FILE = "source.json"
 SourceName = Literal["embedded", "voc2007", "voc2012", "voc0712", "coco2017", "local"]
@@ -140,7 +141,7 @@ class DataConfig:
             require(bool(self.local_path), f"{prefix}.local_path", "required for source 'local'")
 
 
-class SourceError(ValueError):
+class SourceError(PipelineError, ValueError):
     """A source cannot be materialised (missing folder, list or annotation file)."""
 
 

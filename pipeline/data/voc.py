@@ -11,6 +11,8 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree as ET
 from defusedxml import DefusedXmlException
 
+from pipeline.errors import PipelineError
+
 # The 20 VOC classes in the standard (devkit) order.
 VOC_CLASSES: tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -19,7 +21,7 @@ VOC_CLASSES: tuple[str, ...] = (
 )
 
 
-class AnnotationError(ValueError):
+class AnnotationError(PipelineError, ValueError):
     """An annotation file is missing or malformed; the message names the file."""
 
 

@@ -20,13 +20,14 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.detector.backbone import VGG16Trunk
+from pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
 
 DOWNLOAD = "download"
 
 
-class WeightsError(ValueError):
+class WeightsError(PipelineError, ValueError):
     """A backbone state dict is missing, unreadable or does not fit VGG16."""
 
 

@@ -19,12 +19,13 @@ import numpy as np
 
 from pipeline.atomic import write_text
 from pipeline.data.boxes import xywh_to_xyxy, xyxy_to_xywh
+from pipeline.errors import PipelineError
 from pipeline.evaluation.voc import ImageDetections
 
 KEYS = ("image_id", "category_id", "bbox", "score")
 
 
-class ResultsFormatError(ValueError):
+class ResultsFormatError(PipelineError, ValueError):
     """A detections file is not valid COCO results format; the message names file and entry."""
 
 

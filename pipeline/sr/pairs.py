@@ -20,9 +20,10 @@ from PIL import Image
 from pipeline.data.degrade import lr_size
 from pipeline.data.images import read_image
 from pipeline.data.schema import ImageRecord, images_dir, read_records
+from pipeline.errors import PipelineError
 
 
-class SetMismatchError(ValueError):
+class SetMismatchError(PipelineError, ValueError):
     """The LR set does not correspond image-for-image to the HR set."""
 
 

@@ -33,6 +33,7 @@ from torch import nn
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_path, write_text
+from pipeline.errors import PipelineError
 from pipeline.sr.basicsr_compat import import_basicsr
 from pipeline.sr.config import SRConfig
 from pipeline.sr.models import build_discriminator, build_generator
@@ -48,7 +49,7 @@ LOG_FILE = "loss_log.csv"
 LOG_COLUMNS = ("step", "phase", "lr_g", "pixel", "perceptual", "adversarial", "d_loss", "g_total")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(PipelineError, ValueError):
     """A training checkpoint is unreadable or belongs to a different model; names the file."""
 
 

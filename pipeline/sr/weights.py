@@ -21,6 +21,7 @@ from unittest import mock
 import torch
 from torch import nn
 
+from pipeline.errors import PipelineError
 from pipeline.sr.basicsr_compat import import_basicsr
 from pipeline.sr.models import build_generator, generator_shape
 
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 TORCHVISION = "torchvision"
 
 
-class WeightsError(ValueError):
+class WeightsError(PipelineError, ValueError):
     """A weights file is missing, corrupt or does not fit the network; names the file."""
 
 
