@@ -42,6 +42,8 @@ def project_env(root: Path) -> dict[str, str]:
     env["PREFECT_HOME"] = str(root / ".prefect")
     env["PREFECT_LOGGING_LEVEL"] = "WARNING"
     env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"  # temporary servers: no telemetry calls
+    env["DO_NOT_TRACK"] = "1"
     env["DVC_NO_ANALYTICS"] = "1"
     env["PYTHONPATH"] = str(root)
     return env
