@@ -9,19 +9,22 @@ Config is validated once here, at the edge, and plain values are passed inward.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
+from pipeline.errors import PipelineError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(PipelineError, ValueError):
     """A params value is missing, unknown or of the wrong type/range."""
 
 
@@ -110,7 +113,7 @@ def parse(cls: type[T], mapping: Mapping[str, Any] | None, prefix: str) -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(mapping) - set(fields))
     if unknown:
-        raise ConfigError(f"{prefix}.{unknown[0]}: unknown key (known: {sorted(fields)})")
+        raise ConfigError(f"{prefix}.{unknown[0]}: unknown key; {_suggest(unknown[0], fields)}")
     kwargs = {}
     for name, f in fields.items():
         key = f"{prefix}.{name}"
@@ -126,12 +129,37 @@ def parse(cls: type[T], mapping: Mapping[str, Any] | None, prefix: str) -> T:
     return obj
 
 
+def _suggest(name: str, known: Iterable[str]) -> str:
+    """``"did you mean 'lr'?"`` for the closest known name, else the list of known names."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else f"known: {known}"
+
+
 def section(params: Mapping[str, Any], name: str, cls: type[T]) -> T:
-    """Parse top-level section ``name`` of ``params`` into ``cls``."""
-    value = params.get(name, {})
+    """Parse top-level section ``name`` of ``params`` into ``cls``.
+
+    A missing section is an error (a misspelled ``degrad:`` would otherwise run on
+    silent defaults); an empty one (``degrade: {}``) takes every default.
+    """
+    if name not in params:
+        close = difflib.get_close_matches(name, [str(k) for k in params], n=1, cutoff=0.6)
+        hint = f"found {close[0]!r}; misspelled?" if close else f"sections present: {sorted(map(str, params))}"
+        raise ConfigError(f"{name}: params section missing; {hint}")
+    value = params[name]
+    if value is None:
+        value = {}
     if not isinstance(value, Mapping):
         raise ConfigError(f"{name}: expected a mapping, got {value!r}")
     return parse(cls, value, name)
+
+
+def seed(params: Mapping[str, Any]) -> int:
+    """The top-level ``seed`` (default 0); an integer, never silently truncated."""
+    value = params.get("seed", 0)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"seed: expected an integer, got {value!r}")
+    return value
 
 
 def require(cond: bool, key: str, message: str) -> None:

@@ -13,6 +13,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from pipeline.errors import PipelineError
+
+
+class OutputBusyError(PipelineError, RuntimeError):
+    """Another process is writing the same output."""
+
 
 @contextlib.contextmanager
 def run_lock(path: str | os.PathLike[str], wait_s: float = 0.0, poll_s: float = 0.5) -> Iterator[bool]:
@@ -39,3 +45,18 @@ def run_lock(path: str | os.PathLike[str], wait_s: float = 0.0, poll_s: float = 
         if acquired:
             fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+@contextlib.contextmanager
+def output_lock(out: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Hold the lock of output ``out`` (file ``.<name>.lock`` beside it) while writing it.
+
+    Raises:
+        OutputBusyError: another process holds it, e.g. a second ``ingest`` into the same set.
+    """
+    out = Path(out)
+    lock = out.parent / f".{out.name}.lock"
+    with run_lock(lock) as held:
+        if not held:
+            raise OutputBusyError(f"{out}: another {what} is writing this output right now (lock {lock})")
+        yield

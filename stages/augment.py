@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from pipeline.atomic import write_json
-from pipeline.augment.copy_paste import CopyPasteConfig, copy_paste_set, examples_figure
-from pipeline.config import ConfigError, load_params, section
-from pipeline.data.schema import read_records
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's `pipeline`, not an installed one
+
+from pipeline.atomic import write_json  # noqa: E402
+from pipeline.augment.copy_paste import CopyPasteConfig, copy_paste_set, examples_figure  # noqa: E402
+from pipeline.cli import run_cli  # noqa: E402
+from pipeline.config import load_params, section, seed  # noqa: E402
+from pipeline.data.schema import read_records  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,10 +26,7 @@ def main(argv: list[str] | None = None) -> None:
 
     params = load_params(args.params)
     cfg = section(params, "augment", CopyPasteConfig)
-    seed = params.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"seed: expected an integer, got {seed!r}")
-    metrics, pairs = copy_paste_set(args.input, args.output, cfg, seed)
+    metrics, pairs = copy_paste_set(args.input, args.output, cfg, seed(params))
     examples_figure(args.figure, args.output, pairs, fallback=read_records(args.output, "train")[0])
     write_json(args.metrics, metrics)
     print(
@@ -36,4 +37,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from pipeline.config import load_params, section
-from pipeline.data.degrade import DegradeConfig, degrade_set
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's `pipeline`, not an installed one
+
+from pipeline.cli import run_cli  # noqa: E402
+from pipeline.config import load_params, section  # noqa: E402
+from pipeline.data.degrade import DegradeConfig, degrade_set  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,4 +29,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

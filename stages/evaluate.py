@@ -7,8 +7,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-from pipeline.flows.evaluate import evaluate_flow
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's `pipeline`, not an installed one
+
+from pipeline.cli import run_cli  # noqa: E402
+from pipeline.config import load_params, section  # noqa: E402
+from pipeline.detector.model import ModelConfig  # noqa: E402
+from pipeline.evaluation.config import EvaluateConfig  # noqa: E402
+from pipeline.flows.evaluate import evaluate_flow  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
+    params = load_params(args.params)  # a bad param fails here in one line, before a flow run starts
+    section(params, "model", ModelConfig)
+    section(params, "evaluate", EvaluateConfig)
     sets = {}
     for item in args.sets:
         name, sep, path = item.partition("=")
@@ -33,4 +44,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_cli(main)

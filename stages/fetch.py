@@ -6,9 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's `pipeline`, not an installed one
 
-from pipeline.config import load_params, section  # noqa: E402
+from pipeline.cli import run_cli  # noqa: E402
+from pipeline.config import load_params, section, seed  # noqa: E402
 from pipeline.data.sources import DataConfig, fetch  # noqa: E402
 
 
@@ -18,12 +19,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml", type=Path)
     args = parser.parse_args(argv)
     params = load_params(args.params)
-    seed = params.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise SystemExit(f"seed: expected an integer, got {seed!r}")
-    desc = fetch(section(params, "data", DataConfig), seed, args.out)
+    desc = fetch(section(params, "data", DataConfig), seed(params), args.out)
     print(f"fetch: source {desc['source']} ({desc['format']}) described in {args.out / 'source.json'}")
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -6,10 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's `pipeline`, not an installed one
 
+from pipeline.cli import run_cli  # noqa: E402
 from pipeline.config import load_params, section  # noqa: E402
-from pipeline.data.ingest import IngestConfig, IngestError, ingest  # noqa: E402
+from pipeline.data.ingest import IngestConfig, ingest  # noqa: E402
+from pipeline.runlock import output_lock  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,14 +22,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml", type=Path)
     args = parser.parse_args(argv)
     cfg = section(load_params(args.params), "ingest", IngestConfig)
-    try:
+    with output_lock(args.out, "ingest"):
         report = ingest(args.raw, args.out, cfg, report_path=args.report)
-    except IngestError as exc:
-        raise SystemExit(str(exc)) from None
     c = report["counts"]
     print(f"ingest: train {c['train']['images']} images / {c['train']['objects']} objects, "
           f"test {c['test']['images']} / {c['test']['objects']}, skipped {len(report['skipped'])} record(s)")
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+from pathlib import Path
 
-from pipeline.config import load_params, section
-from pipeline.sr.config import SRConfig
-from pipeline.sr.sets import make_sr_sets
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's `pipeline`, not an installed one
+
+from pipeline.cli import run_cli  # noqa: E402
+from pipeline.config import load_params, section  # noqa: E402
+from pipeline.sr.config import SRConfig  # noqa: E402
+from pipeline.sr.sets import make_sr_sets  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,4 +33,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+from pathlib import Path
 
-from pipeline.config import load_params, section
-from pipeline.sr.config import SRConfig
-from pipeline.sr.train import train_sr
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's `pipeline`, not an installed one
+
+from pipeline.cli import run_cli  # noqa: E402
+from pipeline.config import load_params, section, seed  # noqa: E402
+from pipeline.sr.config import SRConfig  # noqa: E402
+from pipeline.sr.train import train_sr  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,10 +25,10 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     params = load_params(args.params)
     cfg = section(params, "sr", SRConfig)
-    result = train_sr(args.hr, args.lr, args.out, cfg, seed=int(params.get("seed", 0)))
+    result = train_sr(args.hr, args.lr, args.out, cfg, seed=seed(params))
     logging.getLogger("sr_train").info("wrote %s after %d steps (GAN phase: %s)", result.generator,
                                        result.steps, result.gan)
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

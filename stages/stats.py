@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from pipeline.atomic import write_json
-from pipeline.config import load_params, section
-from pipeline.data.schema import read_records
-from pipeline.data.stats import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's `pipeline`, not an installed one
+
+from pipeline.atomic import write_json  # noqa: E402
+from pipeline.cli import run_cli  # noqa: E402
+from pipeline.config import load_params, section  # noqa: E402
+from pipeline.data.schema import read_records  # noqa: E402
+from pipeline.data.stats import (  # noqa: E402
     PER_CLASS_COLUMNS,
     StatsConfig,
     compute_stats,
@@ -44,4 +48,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

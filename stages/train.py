@@ -8,8 +8,16 @@ Resumes from ``<out>/checkpoints/last.pt`` after an interruption.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-from pipeline.flows.train import train_flow
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's `pipeline`, not an installed one
+
+from pipeline.cli import run_cli  # noqa: E402
+from pipeline.config import load_params, section  # noqa: E402
+from pipeline.detector.model import ModelConfig  # noqa: E402
+from pipeline.detector.train import TrainConfig  # noqa: E402
+from pipeline.flows.train import train_flow  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,9 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when available)")
     args = parser.parse_args(argv)
+    params = load_params(args.params)  # a bad param fails here in one line, before a flow run starts
+    section(params, "model", ModelConfig)
+    section(params, "train", TrainConfig)
     print(train_flow(train_set=args.train_set, out=args.out, params_file=args.params, device=args.device))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_cli(main)

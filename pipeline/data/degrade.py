@@ -59,12 +59,15 @@ _PIL = {
 }
 
 
+MAX_SCALE = 32.0
+
+
 @dataclass(frozen=True)
 class DegradeConfig:
     """``degrade`` section of params.yaml.
 
     Attributes:
-        scale: downsampling factor (>= 1; 4 in the thesis).
+        scale: downsampling factor (1..32; 4 in the thesis).
         kernel: resampling kernel (see module docstring).
         antialias: low-pass filter before subsampling (PIL) or not (OpenCV).
         jpeg_quality: quality of re-encoded JPEGs (PNG inputs stay lossless PNG).
@@ -81,7 +84,10 @@ class DegradeConfig:
     cluster: str | None = None
 
     def validate(self, prefix: str) -> None:
-        require(self.scale >= 1, f"{prefix}.scale", f"must be >= 1 (a downsampling factor), got {self.scale}")
+        # 32: a 300-500 px VOC/COCO image becomes ~10-16 px, every object sub-pixel; beyond that the
+        # LR set is a few pixels (1e6 gives 1x1 images) and its metrics are meaningless.
+        require(1 <= self.scale <= MAX_SCALE, f"{prefix}.scale",
+                f"must be a downsampling factor in [1, {MAX_SCALE:g}], got {self.scale}")
         require(1 <= self.jpeg_quality <= 100, f"{prefix}.jpeg_quality", f"must be in 1..100, got {self.jpeg_quality}")
         require(self.workers >= 0, f"{prefix}.workers", f"must be >= 0 (0 = all cores), got {self.workers}")
 

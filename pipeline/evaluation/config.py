@@ -18,6 +18,26 @@ def _default_methods() -> dict[str, dict[str, Any]]:
     }
 
 
+def _check_device(device: str, key: str) -> None:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:<i>`` (present on this machine), ``mps`` (when available)."""
+    import torch
+
+    if device in ("auto", "cpu"):
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        dev = None
+    require(dev is not None and dev.type in ("cuda", "mps"), key,
+            f"unknown device {device!r} (auto | cpu | cuda | cuda:<index> | mps)")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        require(count > 0, key, f"{device!r} requested but this machine has no CUDA device (use auto or cpu)")
+        require(dev.index is None or dev.index < count, key, f"{device!r}: this machine has {count} CUDA device(s)")
+    else:
+        require(torch.backends.mps.is_available(), key, f"{device!r} requested but MPS is not available here")
+
+
 @dataclass(frozen=True)
 class EvaluateConfig:
     """Attributes:
@@ -57,6 +77,7 @@ class EvaluateConfig:
         return out
 
     def validate(self, prefix: str = "evaluate") -> None:
+        _check_device(self.device, f"{prefix}.device")
         require(self.batch_size >= 1, f"{prefix}.batch_size", "must be >= 1")
         require(self.num_workers >= 0, f"{prefix}.num_workers", "must be >= 0")
         require(self.pictures >= 0, f"{prefix}.pictures", "must be >= 0")
