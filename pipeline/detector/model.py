@@ -357,6 +357,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from pipeline.cli import run_cli
+
+    run_cli(main)
 
 __all__ = ["SSD", "ModelConfig", "build_detector", "describe"]

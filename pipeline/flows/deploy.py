@@ -40,4 +40,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from pipeline.cli import run_cli
+
+    run_cli(main)
