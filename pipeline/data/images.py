@@ -1,4 +1,17 @@
-"""Image IO: decode to RGB uint8 arrays, encode atomically, with errors naming the file."""
+"""Image IO: the one decoder every stage uses, and atomic encoding; errors name the file.
+
+Decoding policy: :func:`read_image` returns the *stored* pixel grid and ignores the
+EXIF Orientation tag.  VOC and COCO boxes (and their ``width``/``height``) refer to that
+grid, and torchvision's and pycocotools' loaders read it the same way; applying the tag
+would rotate a photo under unrotated boxes.  Pillow is the decoder (no
+``exif_transpose``): it gives the same pixels as OpenCV's ``IMREAD_IGNORE_ORIENTATION``
+on JPEGs but, unlike OpenCV, refuses a truncated file instead of filling it with grey.
+
+Limits: an image whose header declares more than ``max_pixels`` pixels is refused
+before any pixel is decoded (``ImageError`` naming the file), so a decompression bomb
+is one bad file, not a crash.  The default, :data:`MAX_PIXELS`, is the size at which
+Pillow itself refuses to open an image; a lower limit may be passed.
+"""
 
 from __future__ import annotations
 
@@ -11,34 +24,52 @@ from PIL import Image, UnidentifiedImageError
 from pipeline.atomic import atomic_path
 from pipeline.errors import PipelineError
 
+MAX_PIXELS = 2 * 89_478_485  # 178,956,970: Pillow's own refusal limit (2 x Image.MAX_IMAGE_PIXELS)
+_DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
 
 class ImageError(PipelineError, ValueError):
-    """An image file is missing, unreadable or corrupt."""
+    """An image file is missing, unreadable, corrupt or over the pixel limit."""
 
 
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decode ``path`` to an (H, W, 3) uint8 RGB array; fully decodes to detect truncation."""
-    path = Path(path)
+def _open(path: Path, max_pixels: int) -> Image.Image:
+    """Open lazily (header only) and enforce ``max_pixels``; ImageError naming the file."""
     if not path.is_file():
         raise ImageError(f"{path}: image file not found")
     try:
-        with Image.open(path) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"{path}: cannot decode image ({exc})") from exc
-
-
-def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """(width, height) from the header; raises ImageError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: image file not found")
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        im = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: declared image size is over the pixel limit ({exc})") from exc
+    except _DECODE_ERRORS as exc:
         raise ImageError(f"{path}: cannot read image header ({exc})") from exc
+    w, h = im.size
+    if w * h > max_pixels:
+        im.close()
+        raise ImageError(f"{path}: image declares {w}x{h} = {w * h} pixels, over the limit of {max_pixels} "
+                         "(possible decompression bomb)")
+    return im
+
+
+def read_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode ``path`` to a writable (H, W, 3) uint8 RGB array of the stored pixel grid.
+
+    Fully decodes (a truncated file is an error) and ignores EXIF orientation (module
+    docstring).  Raises ImageError naming the file: missing, undecodable, or over ``max_pixels``.
+    """
+    path = Path(path)
+    with _open(path, max_pixels) as im:
+        try:
+            im.load()
+            return np.array(im if im.mode == "RGB" else im.convert("RGB"))
+        except _DECODE_ERRORS as exc:
+            raise ImageError(f"{path}: cannot decode image ({exc})") from exc
+
+
+def image_size(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) of the stored grid from the header; ImageError naming the file."""
+    path = Path(path)
+    with _open(path, max_pixels) as im:
+        return im.size
 
 
 def write_image(path: str | os.PathLike[str], array: np.ndarray, quality: int = 95) -> None:

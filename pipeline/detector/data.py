@@ -22,21 +22,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from pipeline.data.images import ImageError
+from pipeline.data.images import ImageError, read_image
 from pipeline.data.schema import ImageRecord, images_dir, read_records
 from pipeline.detector.transforms import Compose
+from pipeline.paths import inside
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-def decode_image(path: Path) -> np.ndarray:
-    """cv2 decode to (H, W, 3) RGB uint8; ImageError naming the file on failure."""
-    if not path.is_file():
-        raise ImageError(f"{path}: image file not found")
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ImageError(f"{path}: cannot decode image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 class DetectionDataset(Dataset):
@@ -74,7 +65,8 @@ class DetectionDataset(Dataset):
         self.seed = int(seed)
         self.include_difficult = include_difficult
         self.include_crowd = include_crowd
-        self._images = images_dir(self.set_dir)
+        images = images_dir(self.set_dir)
+        self._paths = [inside(images, r.file_name) for r in records]  # ContainmentError before any work
 
     def __len__(self) -> int:
         return len(self.records)
@@ -92,8 +84,8 @@ class DetectionDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> Batch:
         epoch, index = key if isinstance(key, tuple) else (0, key)
         r = self.records[index]
-        path = self._images / r.file_name
-        image = decode_image(path)
+        path = self._paths[index]
+        image = read_image(path)
         if image.shape[:2] != (r.height, r.width):
             raise ImageError(
                 f"{path}: decoded size {image.shape[1]}x{image.shape[0]} != table size {r.width}x{r.height}"

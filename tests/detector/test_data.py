@@ -134,9 +134,9 @@ def test_genuine_voc_images_load(shared_data: Path, tmp_path: Path) -> None:
     jpgs = sorted((shared_data / "voc" / "VOCdevkit" / "VOC2007" / "JPEGImages").glob("*.jpg"))
     if not jpgs:
         pytest.skip("no VOC2007 JPEGs")
-    from pipeline.detector.data import decode_image
+    from pipeline.data.images import read_image
 
-    img = decode_image(jpgs[0])
+    img = read_image(jpgs[0])
     assert img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8
     out, boxes, labels = ssd_train_transform(300)(
         img, np.array([[10, 10, 100, 120]], np.float32), np.array([3]), np.random.default_rng(0)
