@@ -32,8 +32,8 @@ class ImageError(PipelineError, ValueError):
     """An image file is missing, unreadable, corrupt or over the pixel limit."""
 
 
-def _open(path: Path, max_pixels: int) -> Image.Image:
-    """Open lazily (header only) and enforce ``max_pixels``; ImageError naming the file."""
+def _open(path: Path, max_pixels: int, failure: str) -> Image.Image:
+    """Open lazily (header only) and enforce ``max_pixels``; ImageError naming the file and ``failure``."""
     if not path.is_file():
         raise ImageError(f"{path}: image file not found")
     try:
@@ -41,7 +41,7 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise ImageError(f"{path}: declared image size is over the pixel limit ({exc})") from exc
     except _DECODE_ERRORS as exc:
-        raise ImageError(f"{path}: cannot read image header ({exc})") from exc
+        raise ImageError(f"{path}: {failure} ({exc})") from exc
     w, h = im.size
     if w * h > max_pixels:
         im.close()
@@ -57,7 +57,7 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> np
     docstring).  Raises ImageError naming the file: missing, undecodable, or over ``max_pixels``.
     """
     path = Path(path)
-    with _open(path, max_pixels) as im:
+    with _open(path, max_pixels, "cannot decode image") as im:
         try:
             im.load()
             return np.array(im if im.mode == "RGB" else im.convert("RGB"))
@@ -68,7 +68,7 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> np
 def image_size(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
     """(width, height) of the stored grid from the header; ImageError naming the file."""
     path = Path(path)
-    with _open(path, max_pixels) as im:
+    with _open(path, max_pixels, "cannot read image header") as im:
         return im.size
 
 

@@ -3,11 +3,15 @@
 Every record is checked: the annotation parses, its classes are known, boxes are
 non-degenerate and inside the image (VOC's usual 1-px overshoot is clipped, more is
 an error), the image file exists, decodes (or at least has a readable header) and
-has the size the annotation states.  With ``on_error: fail`` all problems are
-collected and raised together and nothing is written; with ``skip`` bad objects or
-images are dropped and listed in the report.  Problems of a whole annotation file
-(malformed COCO JSON, missing split list, differing category lists) cannot be
-skipped and always fail.
+has the size the annotation states and no more than ``max_image_pixels`` pixels.
+Every path built from the metadata (a VOC list id, an XML ``<filename>``, a COCO
+``file_name``) must stay inside its root (:func:`pipeline.paths.inside`): the source
+folder when reading, the set's ``images/`` when writing; two images may not share a
+file.  With ``on_error: fail`` all problems are collected and raised together and
+nothing is written; with ``skip`` bad objects or images are dropped and listed in the
+report.  Problems of a whole annotation file (malformed COCO JSON, missing split list,
+differing category lists) cannot be skipped and always fail, and so does a split left
+without images.
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ from pipeline.atomic import atomic_dir, write_json
 from pipeline.config import require
 from pipeline.data.boxes import areas, size_bucket, voc_to_xyxy, xywh_to_xyxy
 from pipeline.data.coco import load_coco
-from pipeline.data.images import ImageError, image_size, read_image
+from pipeline.data.images import MAX_PIXELS, ImageError, image_size, read_image
 from pipeline.data.schema import SPLITS, ImageRecord, images_dir, records_to_table, table_path, write_table
 from pipeline.data.sources import SOURCE_FILE
 from pipeline.data.voc import AnnotationError, parse_voc_xml, read_id_list
 from pipeline.errors import PipelineError
+from pipeline.paths import ContainmentError, inside
 
 
 @dataclass(frozen=True)
@@ -47,16 +52,21 @@ class IngestConfig:
             ``header`` (size from the header only; faster on very large sets).
         box_tolerance: px a box may overshoot the image and be clipped (VOC: 1).
         workers: threads checking images.
+        max_image_pixels: an image whose header declares more pixels is a bad image
+            (decompression-bomb guard); at most Pillow's own limit, 178956970.
     """
 
     on_error: Literal["fail", "skip"] = "fail"
     verify_images: Literal["decode", "header"] = "decode"
     box_tolerance: float = 1.0
     workers: int = 2
+    max_image_pixels: int = MAX_PIXELS
 
     def validate(self, prefix: str) -> None:
         require(0.0 <= self.box_tolerance <= 8.0, f"{prefix}.box_tolerance", "must be in [0, 8]")
         require(1 <= self.workers <= 64, f"{prefix}.workers", "must be in [1, 64]")
+        require(1 <= self.max_image_pixels <= MAX_PIXELS, f"{prefix}.max_image_pixels",
+                f"must be in [1, {MAX_PIXELS}] (Pillow refuses larger images), got {self.max_image_pixels}")
 
 
 @dataclass
@@ -109,22 +119,32 @@ def _resolve(raw: Path, p: str) -> Path:
 
 def _voc_images(raw: Path, split: str, entry: dict[str, str], problems: list[Problem]) -> Iterator[_Image]:
     root = _resolve(raw, entry["root"])
+    id_list = root / entry["ids"]
     try:
-        ids = read_id_list(root / entry["ids"])
+        ids = read_id_list(id_list)
     except AnnotationError as exc:
-        problems.append(Problem(split, str(root / entry["ids"]), "file", str(exc).split(": ", 1)[-1]))
+        problems.append(Problem(split, str(id_list), "file", str(exc).split(": ", 1)[-1]))
         return
     for iid in ids:
-        xml = root / "Annotations" / f"{iid}.xml"
         image_id = f"{root.name}/{iid}"
+        try:
+            xml, src = inside(root / "Annotations", f"{iid}.xml"), inside(root / "JPEGImages", f"{iid}.jpg")
+        except ContainmentError as exc:
+            problems.append(Problem(split, str(id_list), "image", f"id {iid!r}: {exc}", image_id))
+            continue
         try:
             ann = parse_voc_xml(xml)
         except AnnotationError as exc:
             problems.append(Problem(split, str(xml), "image", str(exc).split(": ", 1)[-1], image_id))
             continue
+        try:  # <filename> is not read (the id names the image), but a traversal there marks a tampered file
+            if ann.filename:
+                inside(root / "JPEGImages", ann.filename)
+        except ContainmentError as exc:
+            problems.append(Problem(split, str(xml), "image", f"<filename>: {exc}", image_id))
+            continue
         objects = [_Object(o.name, voc_to_xyxy(*o.box), difficult=o.difficult) for o in ann.objects]
-        yield _Image(image_id, f"{root.name}/{iid}.jpg", split, root / "JPEGImages" / f"{iid}.jpg", str(xml),
-                     ann.width, ann.height, objects)
+        yield _Image(image_id, f"{root.name}/{iid}.jpg", split, src, str(xml), ann.width, ann.height, objects)
 
 
 def _coco_images(
@@ -146,6 +166,11 @@ def _coco_images(
                                 f"annotation {ann.get('id') if isinstance(ann, dict) else ann!r} refers to "
                                 f"unknown image id {ann.get('image_id') if isinstance(ann, dict) else None!r}"))
     for im in coco.images:
+        try:
+            src = inside(img_dir, im.file_name)
+        except ContainmentError as exc:
+            problems.append(Problem(split, str(ann_path), "image", f"image {im.id}: {exc}", str(im.id)))
+            continue
         objects = []
         for ann in im.annotations:
             bbox = ann.get("bbox")
@@ -156,7 +181,7 @@ def _coco_images(
                 continue
             box = tuple(float(v) for v in xywh_to_xyxy(np.asarray(bbox, np.float64))[0])
             objects.append(_Object(ann.get("category_id"), box, iscrowd=bool(ann.get("iscrowd", 0))))  # type: ignore[arg-type]
-        yield _Image(str(im.id), f"{img_dir.name}/{im.file_name}", split, img_dir / im.file_name, str(ann_path),
+        yield _Image(str(im.id), f"{img_dir.name}/{im.file_name}", split, src, str(ann_path),
                      im.width, im.height, objects)
 
 
@@ -193,13 +218,13 @@ def _check_objects(img: _Image, index: dict[Any, int], tol: float, problems: lis
     return kept, clipped
 
 
-def _check_image(img: _Image, decode: bool) -> str | None:
+def _check_image(img: _Image, decode: bool, max_pixels: int) -> str | None:
     """None if the image file is fine and matches the annotated size, else the problem."""
     try:
         if decode:
-            h, w = read_image(img.src).shape[:2]
+            h, w = read_image(img.src, max_pixels).shape[:2]
         else:
-            w, h = image_size(img.src)
+            w, h = image_size(img.src, max_pixels)
     except ImageError as exc:
         return str(exc).split(": ", 1)[-1]
     if (w, h) != (img.width, img.height):
@@ -208,14 +233,27 @@ def _check_image(img: _Image, decode: bool) -> str | None:
 
 
 def _link_or_copy(src: Path, dst: Path) -> bool:
-    """Hard-link ``src`` to ``dst`` (True) or copy it when linking is impossible (False)."""
+    """Hard-link ``src`` to ``dst`` (True) or copy it when linking is impossible (False); never overwrites."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(src, dst)
         return True
-    except OSError:
+    except FileExistsError:
+        raise
+    except OSError:  # another file system, or links not allowed: ``dst`` is still absent
         shutil.copy2(src, dst)
         return False
+
+
+def _empty_splits(records: list[ImageRecord], problems: list[Problem], source: Path) -> list[Problem]:
+    """A file-level problem for each split that ends up without images."""
+    out = []
+    for split in SPLITS:
+        if not any(r.split == split for r in records):
+            n = sum(1 for p in problems if p.split == split)
+            out.append(Problem(split, str(source), "file", f"split {split!r} has no images after ingest"
+                               + (f" ({n} problem(s) in it, listed here)" if n else "")))
+    return out
 
 
 def _split_counts(records: list[ImageRecord], classes: list[str]) -> dict[str, Any]:
@@ -271,6 +309,7 @@ def ingest(
         index = {cid: i for i, (cid, _) in enumerate(cats.get("list", []))}
 
     seen: dict[str, _Image] = {}
+    owner: dict[Path, str] = {}  # set-side file -> image id
     unique: list[_Image] = []
     for img in images:
         if img.image_id in seen:
@@ -278,13 +317,22 @@ def ingest(
                                     f"image {img.image_id} is listed twice ({seen[img.image_id].split}, {img.split})",
                                     img.image_id))
             continue
-        seen[img.image_id] = img
+        try:
+            dst = inside(images_dir(out), img.file_name)
+        except ContainmentError as exc:
+            problems.append(Problem(img.split, img.ann_file, "image", f"image {img.image_id}: {exc}", img.image_id))
+            continue
+        if dst in owner:
+            problems.append(Problem(img.split, img.ann_file, "image", f"image {img.image_id}: file "
+                                    f"{img.file_name!r} is also image {owner[dst]}'s", img.image_id))
+            continue
+        seen[img.image_id], owner[dst] = img, img.image_id
         unique.append(img)
 
     decode = cfg.verify_images == "decode"
     with ThreadPoolExecutor(cfg.workers) as pool:
-        checks = list(tqdm(pool.map(lambda im: _check_image(im, decode), unique), total=len(unique),
-                           desc="check images", unit="img", disable=not progress))
+        checks = list(tqdm(pool.map(lambda im: _check_image(im, decode, cfg.max_image_pixels), unique),
+                           total=len(unique), desc="check images", unit="img", disable=not progress))
     records, bad_images, clipped = [], set(), 0
     for img, image_problem in zip(unique, checks, strict=True):
         if image_problem is not None:
@@ -304,12 +352,15 @@ def ingest(
     fatal = [p for p in problems if p.level == "file"]
     if fatal or (problems and cfg.on_error == "fail"):
         raise IngestError(fatal or problems)
+    empty = _empty_splits(records, problems, src_file)
+    if empty:  # never a "successful" set without train or test images; the skips say why
+        raise IngestError(empty + problems)
 
     linked = 0
     with atomic_dir(out) as tmp:
         src_of = {img.image_id: img.src for img in unique}
         for r in tqdm(records, desc="link images", unit="img", disable=not progress):
-            linked += _link_or_copy(src_of[r.image_id], images_dir(tmp) / r.file_name)
+            linked += _link_or_copy(src_of[r.image_id], inside(images_dir(tmp), r.file_name))
         write_table(table_path(tmp), records_to_table(records, classes))
 
     skipped_images = {p.image_id for p in problems if p.level == "image"}

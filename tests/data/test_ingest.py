@@ -15,7 +15,7 @@ from pipeline.data.sources import DataConfig, fetch
 from pipeline.data.voc import parse_voc_xml
 
 FAIL, SKIP = IngestConfig(), IngestConfig(on_error="skip")
-TINY = EmbeddedConfig(num_train=5, num_test=3, objects_per_image=(2, 4), image_size=(160, 200))
+TINY = EmbeddedConfig(num_train=5, num_test=4, objects_per_image=(2, 4), image_size=(160, 200))
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_embedded_ingest_matches_annotations(voc_raw, tmp_path):
     report = ingest(voc_raw, out, FAIL, report_path=rep, progress=False)
     recs, classes = read_records(out)
     assert classes == list(EMBEDDED_CLASSES)
-    assert [r.split for r in recs].count("train") == 5 and [r.split for r in recs].count("test") == 3
+    assert [r.split for r in recs].count("train") == 5 and [r.split for r in recs].count("test") == 4
     r = recs[0]
     assert r.image_id == "SOD5/000000" and r.file_name == "SOD5/000000.jpg"
     ann = parse_voc_xml(_voc(voc_raw) / "Annotations/000000.xml")
@@ -116,7 +116,7 @@ def test_skip_drops_bad_records_and_reports_them(voc_raw, tmp_path):
     assert len(report["skipped"]) == 8
     assert {s["level"] for s in report["skipped"]} == {"image", "object"}
     assert all(s["file"] and s["problem"] for s in report["skipped"])
-    assert report["counts"]["train"]["images"] + report["counts"]["test"]["images"] == len(recs) == 3
+    assert report["counts"]["train"]["images"] + report["counts"]["test"]["images"] == len(recs) == 4  # 000008 keeps the test split non-empty
     assert not (out / "images/SOD5/000000.jpg").exists()
 
 
@@ -148,7 +148,7 @@ def test_empty_images_kept(voc_raw, tmp_path):
     xml.write_text(re.sub(r"<object>.*</object>", "", xml.read_text(), flags=re.S))
     ingest(voc_raw, tmp_path / "hr", FAIL, progress=False)
     recs = {r.image_id: r for r in read_records(tmp_path / "hr")[0]}
-    assert len(recs["SOD5/000000"]) == 0 and len(recs) == 8
+    assert len(recs["SOD5/000000"]) == 0 and len(recs) == 9
 
 
 def test_rerun_replaces_set_atomically(voc_raw, tmp_path):
@@ -178,6 +178,10 @@ def _coco_folder(root: Path) -> Path:
     (root / "annotations").mkdir(parents=True, exist_ok=True)
     doc = {"images": images, "annotations": anns, "categories": cats}
     (root / "annotations/instances_val2017.json").write_text(json.dumps(doc))
+    write_image(root / "test2017/t.jpg", rng.integers(0, 255, (40, 60, 3), dtype=np.uint8))  # the test split
+    test_doc = {"images": [{"id": 101, "file_name": "t.jpg", "width": 60, "height": 40}], "annotations": [],
+                "categories": cats}
+    (root / "annotations/instances_test2017.json").write_text(json.dumps(test_doc))
     return root
 
 
@@ -189,7 +193,7 @@ def _coco_raw(tmp_path: Path, doc_edit=None) -> Path:
         doc_edit(doc, root)
         p.write_text(json.dumps(doc))
     cfg = DataConfig(source="local", local_path=str(root), local_format="coco",
-                     local_train=("val2017",), local_test=())
+                     local_train=("val2017",), local_test=("test2017",))
     fetch(cfg, 0, tmp_path / "raw", progress=False)
     return tmp_path / "raw"
 
@@ -203,8 +207,9 @@ def test_coco_ingest(tmp_path):
     assert r1.image_id == "1" and r1.file_name == "val2017/000000000001.jpg"
     np.testing.assert_allclose(r1.boxes, [[2, 3, 12, 23], [30.5, 1, 50.5, 16.5]])
     assert r1.labels.tolist() == [1, 2] and r1.iscrowd.tolist() == [False, True]
-    assert len(recs) == 4 and len(recs[2]) == 0 and len(recs[3]) == 0  # empty images kept
-    assert read_table(tmp_path / "hr/annotations.parquet").num_rows == 5
+    assert len(recs) == 5 and len(recs[2]) == 0 and len(recs[3]) == 0  # empty images kept
+    assert recs[4].split == "test" and recs[4].file_name == "test2017/t.jpg"
+    assert read_table(tmp_path / "hr/annotations.parquet").num_rows == 6
 
 
 def test_coco_bad_records(tmp_path):
@@ -229,7 +234,7 @@ def test_coco_bad_records(tmp_path):
     assert len(info.value.problems) == 7
     report = ingest(raw, tmp_path / "hr", SKIP, progress=False)
     recs = {r.image_id: r for r in read_records(tmp_path / "hr")[0]}
-    assert sorted(recs) == ["1", "2"] and len(recs["2"]) == 1
+    assert sorted(recs) == ["1", "101", "2"] and len(recs["2"]) == 1
     assert report["skipped_images"] == 2 and report["skipped_objects"] == 5
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pipeline.config import ConfigError, section
-from pipeline.data.ingest import IngestConfig, ingest
+from pipeline.data.ingest import IngestConfig, IngestError, ingest
 from pipeline.data.schema import read_records
 from pipeline.data.sources import ARCHIVES, DataConfig, SourceError, fetch
 from pipeline.data.voc import VOC_CLASSES, parse_voc_xml, read_id_list
@@ -95,9 +95,22 @@ def test_local_voc2012_year_folder_defaults(shared_data, tmp_path):
         fetch(DataConfig(source="local", local_path=str(year)), 0, tmp_path / "raw", progress=False)
     cfg = DataConfig(source="local", local_path=str(year), local_train=("trainval",), local_test=())
     fetch(cfg, 0, tmp_path / "raw", progress=False)
-    report = ingest(tmp_path / "raw", tmp_path / "hr", IngestConfig(), progress=False)
-    assert report["counts"]["train"]["images"] == 100 and report["counts"]["train"]["objects"] == 273
-    assert all(v > 0 for v in report["counts"]["train"]["per_class"].values())  # all 20 classes
+    with pytest.raises(IngestError, match="split 'test' has no images"):  # a set without test images is no success
+        ingest(tmp_path / "raw", tmp_path / "hr", IngestConfig(), progress=False)
+    # A year folder whose data sub-folders are links (allowed: each root is resolved) and with a test list.
+    mine = tmp_path / "VOC2012"
+    (mine / "ImageSets/Main").mkdir(parents=True)
+    for sub in ("Annotations", "JPEGImages"):
+        (mine / sub).symlink_to(year / sub, target_is_directory=True)
+    ids = (year / "ImageSets/Main/trainval.txt").read_text().split()
+    (mine / "ImageSets/Main/trainval.txt").write_text("\n".join(ids[:90]))
+    (mine / "ImageSets/Main/test.txt").write_text("\n".join(ids[90:]))
+    fetch(DataConfig(source="local", local_path=str(mine)), 0, tmp_path / "raw2", progress=False)
+    report = ingest(tmp_path / "raw2", tmp_path / "hr", IngestConfig(), progress=False)
+    c = report["counts"]
+    assert c["train"]["images"] == 90 and c["test"]["images"] == 10
+    assert c["train"]["objects"] + c["test"]["objects"] == 273
+    assert all(c["train"]["per_class"][k] + c["test"]["per_class"][k] > 0 for k in c["train"]["per_class"])
 
 
 def test_local_coco(shared_data, tmp_path):
