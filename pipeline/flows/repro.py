@@ -1,7 +1,9 @@
 """The ``repro`` flow: the whole DVC pipeline, one Prefect task per DVC stage.
 
-Each task runs ``dvc repro --single-item <stage>`` in dependency order, streaming
-DVC's output into the task's log, so the Prefect UI shows stage-level progress.
+The stage order comes from DVC's own stage graph, and each task asks DVC's status
+whether its stage is out of date; only then does it run ``dvc repro --single-item
+<stage>``, streaming DVC's output into the task's log, so the Prefect UI shows
+stage-level progress.
 Overlapping runs are serialised by a file lock (``.dvc/tmp/repro-flow.lock``):
 a second run waits up to ``wait_s`` seconds and is then skipped with a clear
 message — it never starts half-way.  DVC's own repository lock, held by a
@@ -14,52 +16,46 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
 from prefect import flow, get_run_logger, task
 
+from pipeline.errors import PipelineError
 from pipeline.runlock import run_lock
 
 DVC_LOCK_BUSY = "Unable to acquire lock"
 
 
-class StageFailed(RuntimeError):
+class StageFailed(PipelineError, RuntimeError):
     """A DVC stage exited non-zero."""
 
 
+def _address(stage) -> str:
+    """How ``dvc repro`` names ``stage`` from the repo root: ``train`` or ``sub/dvc.yaml:train``."""
+    name = getattr(stage, "name", None)
+    if not name:
+        return stage.path_in_repo  # a .dvc file stage
+    return name if stage.path_in_repo == "dvc.yaml" else f"{stage.path_in_repo}:{name}"
+
+
 def stage_order(repo: Path) -> list[str]:
-    """Stages of ``dvc.yaml`` in dependency order (an out that is another stage's dep first)."""
-    stages = (yaml.safe_load((repo / "dvc.yaml").read_text()) or {}).get("stages", {})
+    """Stages in the order ``dvc repro`` runs them, from DVC's own stage graph (``${...}`` resolved)."""
+    from dvc.repo import Repo
+    from dvc.repo.reproduce import plan_repro
 
-    def paths(entries) -> list[str]:
-        out = []
-        for e in entries or []:
-            out.append(next(iter(e)) if isinstance(e, dict) else str(e))
-        return out
+    with Repo(str(repo)) as r:
+        return [_address(stage) for stage in plan_repro(r.index.graph)]
 
-    outs = {name: paths(s.get("outs")) + paths(s.get("metrics")) + paths(s.get("plots")) for name, s in stages.items()}
-    deps = {name: paths(s.get("deps")) for name, s in stages.items()}
 
-    def produces(a: str, dep: str) -> bool:
-        return any(dep == o or dep.startswith(o.rstrip("/") + "/") or o.startswith(dep.rstrip("/") + "/") for o in outs[a])
+def stage_changed(repo: Path, stage: str) -> bool:
+    """Whether DVC's state says ``stage`` is out of date (``dvc status``: deps, params, outs or cmd)."""
+    from dvc.lock import LockError
+    from dvc.repo import Repo
 
-    order: list[str] = []
-    visiting: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in order:
-            return
-        if name in visiting:
-            raise ValueError(f"dvc.yaml: dependency cycle through stage {name!r}")
-        visiting.add(name)
-        for other in stages:
-            if other != name and any(produces(other, d) for d in deps[name]):
-                visit(other)
-        visiting.discard(name)
-        order.append(name)
-
-    for name in stages:
-        visit(name)
-    return order
+    target = str(repo / stage) if ":" in stage or stage.endswith(".dvc") else f"{repo / 'dvc.yaml'}:{stage}"
+    try:
+        with Repo(str(repo)) as r:
+            return bool(r.status(targets=[target]))
+    except LockError as exc:  # a `dvc` command started by hand holds the repo: transient, retried
+        raise StageFailed(f"dvc status {stage}: {exc}") from exc
 
 
 def _run_dvc(args: list[str], repo: Path) -> str:
@@ -93,9 +89,12 @@ def _dvc_lock_busy(task, task_run, state) -> bool:
 @task(name="dvc-stage", retries=5, retry_delay_seconds=10, retry_condition_fn=_dvc_lock_busy,
       task_run_name="{stage}", cache_policy=None)
 def run_stage(stage: str, repo: str) -> str:
-    """``dvc repro --single-item <stage>``: runs it only if its deps/params changed."""
-    out = _run_dvc(["repro", "--single-item", stage], Path(repo))
-    return "skipped (unchanged)" if "didn't change, skipping" in out or "is cached" in out else "ran"
+    """``dvc repro --single-item <stage>`` when DVC's status says it is out of date."""
+    if not stage_changed(Path(repo), stage):
+        get_run_logger().info("%s: up to date (dvc status), skipped", stage)
+        return "skipped (unchanged)"
+    _run_dvc(["repro", "--single-item", stage], Path(repo))
+    return "ran"
 
 
 @flow(name="repro", log_prints=True)
@@ -127,4 +126,6 @@ def repro(repo: str = ".", stages: list[str] | None = None, wait_s: float = 0.0)
 
 
 if __name__ == "__main__":
-    print(repro())
+    from pipeline.cli import run_cli
+
+    run_cli(lambda: print(repro()))
