@@ -4,10 +4,14 @@
   with an HTTP ``Range`` request (a server answering 200 instead of 206 restarts the
   file cleanly), retries transient failures with exponential backoff, shows a tqdm
   bar, verifies the checksum and only then renames the part onto ``dest``.
+  A host name that does not resolve is a permanent error (no retries).
 * :func:`extract` unpacks a tar (Python's ``filter="data"`` plus an explicit
   rejection of absolute and ``..`` member names) or a zip (absolute paths, ``..``
   components and symlink entries rejected) into a temp directory beside the target
-  and renames it into place, so a rejected archive leaves nothing behind.
+  and renames it into place, so a rejected archive leaves nothing behind.  Before
+  anything is written the member headers are checked against :class:`ExtractLimits`
+  (member count, total uncompressed bytes, uncompressed / archive size): an archive
+  bomb, or an archive without files, is an :class:`ArchiveError` naming the member.
 """
 
 from __future__ import annotations
@@ -16,17 +20,23 @@ import hashlib
 import http.client
 import os
 import re
+import socket
 import stat
 import tarfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir
+from pipeline.config import require
 from pipeline.errors import PipelineError
 
 CHUNK = 1 << 20
@@ -41,8 +51,36 @@ class ChecksumError(DownloadError):
     """The downloaded bytes do not match the pinned checksum."""
 
 
-class UnsafeArchiveError(PipelineError, ValueError):
+class ArchiveError(PipelineError, ValueError):
+    """An archive cannot be used: not an archive, corrupt, empty, or over an :class:`ExtractLimits` bound."""
+
+
+class UnsafeArchiveError(ArchiveError):
     """An archive member would land outside the extraction directory (or is a link)."""
+
+
+@dataclass(frozen=True)
+class ExtractLimits:
+    """Params section ``data.extract``: what one archive may unpack (zip/tar bomb guard).
+
+    The defaults leave room for the largest supported archive (COCO ``train2017.zip``:
+    118,287 files, 19 GB, ratio ~1; JSON annotations compress ~3x).
+
+    Attributes:
+        max_bytes: total uncompressed size of all members (declared in the headers,
+            which zipfile and tarfile enforce while extracting).
+        max_members: number of members (files, folders, links).
+        max_ratio: total uncompressed size / archive file size.
+    """
+
+    max_bytes: int = 64 * 2**30
+    max_members: int = 1_000_000
+    max_ratio: float = 100.0
+
+    def validate(self, prefix: str) -> None:
+        require(self.max_bytes >= 1, f"{prefix}.max_bytes", f"must be >= 1, got {self.max_bytes}")
+        require(self.max_members >= 1, f"{prefix}.max_members", f"must be >= 1, got {self.max_members}")
+        require(self.max_ratio >= 1, f"{prefix}.max_ratio", f"must be >= 1, got {self.max_ratio}")
 
 
 class _Incomplete(Exception):
@@ -120,7 +158,7 @@ def download(
             timeouts, short bodies, HTTP 408/429/5xx); attempt ``k`` waits ``backoff * 2**k`` s.
     Raises:
         ChecksumError: the finished download does not match (the bad file is removed).
-        DownloadError: a permanent HTTP error or retries exhausted.
+        DownloadError: a permanent HTTP error, an unresolvable host, or retries exhausted.
     """
     dest = Path(dest)
     parse_checksum(checksum)  # fail fast on a malformed pin
@@ -143,8 +181,13 @@ def download(
             elif exc.code not in _TRANSIENT_HTTP:
                 raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
             last = exc
-        except (urllib.error.URLError, http.client.HTTPException, ConnectionError,
-                TimeoutError, _Incomplete) as exc:
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, socket.gaierror):  # no such host / no DNS: retrying will not help
+                host = urllib.parse.urlsplit(url).hostname
+                raise DownloadError(f"{url}: cannot resolve host {host!r} ({exc.reason.strerror}); "
+                                    "not retried") from exc
+            last = exc
+        except (http.client.HTTPException, ConnectionError, TimeoutError, _Incomplete) as exc:
             last = exc
         if attempt < retries:
             time.sleep(backoff * 2**attempt)
@@ -165,38 +208,73 @@ def _check_member_name(archive: Path, name: str) -> None:
         raise UnsafeArchiveError(f"{archive}: member {name!r} would extract outside the target")
 
 
-def _extract_tar(archive: Path, into: Path) -> None:
+def _within_limits(archive: Path, members: Iterable[tuple[str, int, bool]], limits: ExtractLimits) -> Iterable[str]:
+    """Pass through the names of ``(name, uncompressed bytes, is a file)`` members; ArchiveError
+    naming the member that crosses a limit, or the archive if it holds no file."""
+    size = max(1, archive.stat().st_size)
+    count = total = files = 0
+    for name, nbytes, is_file in members:
+        count, total, files = count + 1, total + nbytes, files + is_file
+        where = f"{archive}: member {name!r}"
+        if count > limits.max_members:
+            raise ArchiveError(f"{where} is member number {count}, over data.extract.max_members = {limits.max_members}")
+        if total > limits.max_bytes:
+            raise ArchiveError(f"{where} brings the uncompressed size to {total} bytes, "
+                               f"over data.extract.max_bytes = {limits.max_bytes}")
+        if total > limits.max_ratio * size:
+            raise ArchiveError(f"{where} brings the uncompressed size to {total} bytes, {total / size:.0f}x the "
+                               f"{size}-byte archive, over data.extract.max_ratio = {limits.max_ratio:g}")
+        yield name
+    if not files:
+        raise ArchiveError(f"{archive}: archive holds no files")
+
+
+def _extract_tar(archive: Path, into: Path, limits: ExtractLimits) -> None:
     with tarfile.open(archive) as tf:
-        members = tf.getmembers()
-        for m in members:
-            _check_member_name(archive, m.name)
+        # iterating reads one header at a time: a bomb is refused before its data is inflated
+        for name in _within_limits(archive, ((m.name, m.size, m.isfile()) for m in tf), limits):
+            _check_member_name(archive, name)
         try:
-            tf.extractall(into, members=members, filter="data")
+            tf.extractall(into, members=tf.getmembers(), filter="data")
         except tarfile.FilterError as exc:  # links escaping, absolute link targets, devices
             raise UnsafeArchiveError(f"{archive}: {exc}") from exc
 
 
-def _extract_zip(archive: Path, into: Path) -> None:
+def _extract_zip(archive: Path, into: Path, limits: ExtractLimits) -> None:
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
+        for name in _within_limits(archive, ((i.filename, i.file_size, not i.is_dir()) for i in infos), limits):
+            _check_member_name(archive, name)
         for info in infos:
-            _check_member_name(archive, info.filename)
             if stat.S_ISLNK(info.external_attr >> 16):
                 # zipfile would write the link target as a plain file; a link may also escape.
                 raise UnsafeArchiveError(f"{archive}: member {info.filename!r} is a symbolic link")
         zf.extractall(into, members=infos)
 
 
-def extract(archive: str | os.PathLike[str], target: str | os.PathLike[str], progress: bool = True) -> Path:
-    """Safely unpack a .tar(.gz/.bz2/.xz) or .zip ``archive`` into ``target`` (atomic swap)."""
+def extract(
+    archive: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    progress: bool = True,
+    limits: ExtractLimits = ExtractLimits(),
+) -> Path:
+    """Safely unpack a .tar(.gz/.bz2/.xz) or .zip ``archive`` into ``target`` (atomic swap).
+
+    Raises:
+        ArchiveError: not a tar or zip, corrupt, holding no file, or over ``limits``
+            (:class:`UnsafeArchiveError`: a member would land outside ``target``).
+    """
     archive, target = Path(archive), Path(target)
     with atomic_dir(target) as tmp:
         if progress:
             tqdm.write(f"extracting {archive.name} -> {target}")
-        if zipfile.is_zipfile(archive):
-            _extract_zip(archive, tmp)
-        elif tarfile.is_tarfile(archive):
-            _extract_tar(archive, tmp)
-        else:
-            raise ValueError(f"{archive}: not a tar or zip archive")
+        try:
+            if zipfile.is_zipfile(archive):
+                _extract_zip(archive, tmp, limits)
+            elif tarfile.is_tarfile(archive):
+                _extract_tar(archive, tmp, limits)
+            else:
+                raise ArchiveError(f"{archive}: not a tar or zip archive")
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as exc:
+            raise ArchiveError(f"{archive}: corrupt archive ({exc})") from exc
     return target

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pipeline.atomic import write_json
 from pipeline.config import require
-from pipeline.data.download import download, extract, parse_checksum
+from pipeline.data.download import ExtractLimits, download, extract, parse_checksum
 from pipeline.data.embedded import EMBEDDED_CLASSES, EmbeddedConfig, generate_voc
 from pipeline.data.voc import VOC_CLASSES
 from pipeline.errors import PipelineError
@@ -106,6 +106,7 @@ class DataConfig:
         checksums: ``{archive file name: "md5:<hex>" | "sha256:<hex>"}`` overriding the pins.
         retries: extra download attempts after transient errors.
         backoff: seconds before the first retry (doubling each time).
+        extract: limits on what one archive may unpack (:class:`ExtractLimits`).
         local_path: an existing VOCdevkit, VOC<year> or COCO folder (source ``local``).
         local_format: ``voc`` or ``coco``.
         local_train, local_test: entries forming each split.  VOC: ``"<list>"`` (in a
@@ -123,6 +124,7 @@ class DataConfig:
     checksums: dict[str, str] = field(default_factory=dict)
     retries: int = 5
     backoff: float = 2.0
+    extract: ExtractLimits = ExtractLimits()
     local_path: str = ""
     local_format: Literal["voc", "coco"] = "voc"
     local_train: tuple[str, ...] = ()
@@ -165,7 +167,7 @@ def _fetch_archives(cfg: DataConfig, names: list[str], out: Path, progress: bool
         # Extraction is atomic, and the marker is written after it: a matching marker
         # means this exact archive is already fully extracted (re-runs skip the work).
         if not (marker.is_file() and marker.read_text() == checksum):
-            extract(path, target, progress=progress)
+            extract(path, target, progress=progress, limits=cfg.extract)
             marker.write_text(checksum)
         pins[name] = checksum
     return pins
