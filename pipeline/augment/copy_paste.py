@@ -47,6 +47,7 @@ from pipeline.data.schema import (
     write_table,
 )
 from pipeline.parallel import parallel_map
+from pipeline.paths import inside
 
 
 @dataclass(frozen=True)
@@ -266,7 +267,7 @@ def build_bank(
     """
     train = [r for r in records if r.split == "train" and small_object_mask(r, cfg.small_max_area).any()]
     root = images_dir(set_dir)
-    tasks = ((r, str(root / r.file_name), cfg.small_max_area) for r in train)
+    tasks = ((r, str(inside(root, r.file_name)), cfg.small_max_area) for r in train)
     patches = [
         p
         for ps in parallel_map(
@@ -300,13 +301,12 @@ def copy_paste_set(
         record pairs of the augmented images, for figures.
     """
     records, classes = read_records(input_dir)
-    check_images_exist(input_dir, records)
+    sources = check_images_exist(input_dir, records)  # also: every file_name stays inside images/
     bank = build_bank(input_dir, records, cfg, seed, progress) if cfg.cross_image_objects else []
-    src_root = images_dir(input_dir)
     new_records: list[ImageRecord] = []
     pastes = failed = 0
     with atomic_dir(output_dir) as tmp:
-        tasks = ((r, str(src_root / r.file_name), str(images_dir(tmp) / r.file_name)) for r in records)
+        tasks = ((r, str(src), str(inside(images_dir(tmp), r.file_name))) for r, src in zip(records, sources, strict=True))
         for new, n, f in parallel_map(
             _augment_one, tasks, workers=cfg.workers, total=len(records), desc="copy-paste",
             initializer=_init_worker, initargs=(cfg, seed, bank), progress=progress, cluster=cfg.cluster,
@@ -347,7 +347,7 @@ def examples_figure(
 
     images, titles = [], []
     for before, after in (pairs or [(r, r) for r in fallback])[:n]:
-        img = read_image(images_dir(set_dir) / after.file_name)
+        img = read_image(inside(images_dir(set_dir), after.file_name))
         img = draw_boxes(img, after.boxes[: len(before)], (0, 200, 0), width=1)
         img = draw_boxes(img, after.boxes[len(before):], (255, 40, 40), width=1)
         images.append(img)

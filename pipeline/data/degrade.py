@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -45,6 +46,7 @@ from pipeline.data.schema import (
     write_table,
 )
 from pipeline.parallel import parallel_map
+from pipeline.paths import inside
 
 Kernel = Literal["bicubic", "bilinear", "lanczos", "area", "box", "nearest"]
 MIN_EXTENT = 0.01  # px; smallest box side kept in an LR set
@@ -149,13 +151,20 @@ def _degrade_image(task: tuple[str, str, tuple[int, int], tuple[int, int], str, 
     write_image(dst, resize_image(img, size, kernel, antialias), quality=quality)  # type: ignore[arg-type]
 
 
-def check_images_exist(set_dir: str | os.PathLike[str], records: list[ImageRecord]) -> None:
-    """Raise ImageError naming the first missing image (and how many are missing)."""
+def check_images_exist(set_dir: str | os.PathLike[str], records: list[ImageRecord]) -> list[Path]:
+    """The image path of each record, each inside the set's ``images/``.
+
+    Raises:
+        ContainmentError: a ``file_name`` that leaves ``images/`` (``..``, absolute, a link out).
+        ImageError: naming the first missing image (and how many are missing).
+    """
     root = images_dir(set_dir)
-    missing = [root / r.file_name for r in records if not (root / r.file_name).is_file()]
+    paths = [inside(root, r.file_name) for r in records]
+    missing = [p for p in paths if not p.is_file()]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise ImageError(f"{missing[0]}: image file not found{more}")
+    return paths
 
 
 def degrade_set(
@@ -173,14 +182,13 @@ def degrade_set(
         {"images": n, "objects": n, "sub_pixel_objects": n (a side < 1 LR px)}.
     """
     records, classes = read_records(input_dir)
-    check_images_exist(input_dir, records)
+    sources = check_images_exist(input_dir, records)
     lr_records = [degrade_record(r, cfg.scale) for r in records]
-    src_root = images_dir(input_dir)
     with atomic_dir(output_dir) as tmp:
         tasks = (
-            (str(src_root / r.file_name), str(images_dir(tmp) / r.file_name), (r.width, r.height),
+            (str(src), str(inside(images_dir(tmp), r.file_name)), (r.width, r.height),
              (lr.width, lr.height), cfg.kernel, cfg.antialias, cfg.jpeg_quality)
-            for r, lr in zip(records, lr_records, strict=True)
+            for src, r, lr in zip(sources, records, lr_records, strict=True)
         )
         for _ in parallel_map(
             _degrade_image, tasks, workers=cfg.workers, total=len(records), desc=f"degrade x{cfg.scale:g}",

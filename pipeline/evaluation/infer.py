@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from pipeline.data.images import read_image
 from pipeline.data.schema import ImageRecord, images_dir, read_records
+from pipeline.paths import inside
 from pipeline.postprocess import Detections, PostprocessConfig, postprocess
 
 
@@ -32,16 +33,20 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 class SetImages(Dataset):
-    """Images of ``records`` resized to ``size``×``size`` as uint8 (3, S, S) tensors."""
+    """Images of ``records`` resized to ``size``×``size`` as uint8 (3, S, S) tensors.
+
+    Every ``file_name`` is checked up front to stay inside the set's ``images/`` (ContainmentError).
+    """
 
     def __init__(self, set_dir: Path, records: list[ImageRecord], size: int) -> None:
-        self.root, self.records, self.size = images_dir(set_dir), records, size
+        self.paths = [inside(images_dir(set_dir), r.file_name) for r in records]
+        self.records, self.size = records, size
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, i: int) -> Tensor:
-        img = read_image(self.root / self.records[i].file_name)
+        img = read_image(self.paths[i])
         img = cv2.resize(img, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
         return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
 

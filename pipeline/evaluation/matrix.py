@@ -43,6 +43,7 @@ from pipeline.evaluation.results import (
     write_results,
 )
 from pipeline.evaluation.voc import ImageDetections, VocResult, evaluate_voc
+from pipeline.paths import inside
 from pipeline.postprocess import Detections, PostprocessConfig
 
 #: Per set × method: VOC mAP@0.5 (all-point, 11-point, per HR size bucket) and the COCO stats.
@@ -232,7 +233,7 @@ def _write_pictures(
         panels = []
         for name, path in sets.items():
             rec = next(r for r in set_records[name] if r.image_id == ref.image_id)
-            image = read_image(images_dir(path) / rec.file_name)
+            image = read_image(inside(images_dir(path), rec.file_name))
             det = drawn.get(name, {}).get(ref.image_id) or ImageDetections(
                 np.zeros((0, 4), np.float32), np.zeros(0), np.zeros(0, np.int64)
             )

@@ -21,6 +21,7 @@ from pipeline.data.degrade import lr_size
 from pipeline.data.images import read_image
 from pipeline.data.schema import ImageRecord, images_dir, read_records
 from pipeline.errors import PipelineError
+from pipeline.paths import inside
 
 
 class SetMismatchError(PipelineError, ValueError):
@@ -50,6 +51,7 @@ def match_sets(
 
     Raises:
         SetMismatchError: naming the LR table and the first disagreement.
+        ContainmentError: a ``file_name`` that leaves its set's ``images/``.
     """
     hr_recs, hr_classes = read_records(hr_dir)
     lr_recs, lr_classes = read_records(lr_dir)
@@ -75,7 +77,7 @@ def match_sets(
         if len(lr) != len(hr) or not np.array_equal(lr.labels, hr.labels):
             raise SetMismatchError(f"{where}: image {hr.image_id!r} has different objects in LR and HR")
         if splits is None or hr.split in splits:
-            pairs.append(Pair(hr, lr, images_dir(hr_dir) / hr.file_name, images_dir(lr_dir) / lr.file_name))
+            pairs.append(Pair(hr, lr, inside(images_dir(hr_dir), hr.file_name), inside(images_dir(lr_dir), lr.file_name)))
     return pairs, hr_classes
 
 

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from pipeline.atomic import atomic_dir, write_json
 from pipeline.data.images import read_image, write_image
 from pipeline.data.schema import images_dir, read_table, table_path, write_table
+from pipeline.paths import inside
 from pipeline.sr.config import SRInferConfig
 from pipeline.sr.figure import nearest_upscale, pick_small_boxes, save_side_by_side
 from pipeline.sr.infer import bicubic_upscale, super_resolve, to_uint8
@@ -100,8 +101,8 @@ def make_sr_sets(
             lr = lr_images.pop(i)
             size = (p.hr.width, p.hr.height)
             sr_img, bic_img = to_uint8(sr, size), bicubic_upscale(lr, size)
-            write_image(images_dir(sr_tmp) / p.hr.file_name, sr_img)
-            write_image(images_dir(bic_tmp) / p.hr.file_name, bic_img)
+            write_image(inside(images_dir(sr_tmp), p.hr.file_name), sr_img)
+            write_image(inside(images_dir(bic_tmp), p.hr.file_name), bic_img)
             if p.hr.split != cfg.metrics_split:
                 continue
             hr = read_image(p.hr_path)
