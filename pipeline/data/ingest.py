@@ -285,13 +285,12 @@ def ingest(
     """Build the set ``out`` from the source described by ``raw/source.json``; return the report.
 
     Raises:
-        IngestError: any problem under ``on_error: fail``, or a file-level problem.
-        FileNotFoundError: no ``source.json``.
+        IngestError: any problem under ``on_error: fail``, or a file-level problem (no ``source.json``).
     """
     raw, out = Path(raw), Path(out)
     src_file = raw / SOURCE_FILE
     if not src_file.is_file():
-        raise FileNotFoundError(f"{src_file}: source description not found (run the fetch stage)")
+        raise IngestError(f"{src_file}: source description not found (run the fetch stage)")
     desc = json.loads(src_file.read_text())
     fmt, problems = desc["format"], []
     cats: dict[str, Any] = {}
