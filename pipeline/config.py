@@ -17,8 +17,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
-import yaml
-
 from pipeline.errors import PipelineError
 
 T = TypeVar("T")
@@ -30,6 +28,8 @@ class ConfigError(PipelineError, ValueError):
 
 def load_params(path: str | os.PathLike[str] = "params.yaml") -> dict[str, Any]:
     """Read ``params.yaml`` (a mapping at top level)."""
+    import yaml  # here, not at the top: the model code runs on GPU boxes without PyYAML
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"params file not found: {path}")
