@@ -14,6 +14,9 @@ the output layout:
 
 * ``fused`` (CUDA): one Triton program per group runs the whole loop in registers,
   one launch per batch, no host sync (:mod:`pipeline.postprocess.soft_nms_triton`).
+  Before its first use in a process (per device) it is checked against the torch
+  loop on a fixed small case (:func:`check_fused`); if they differ, or the kernel
+  raises, one warning is logged and the torch loop serves the rest of the process.
 * ``torch`` (CPU, and CUDA without Triton): groups are binned by size and padded
   to (G, K); the (K × K) decay matrix is computed once, and the greedy steps run
   as a loop whose every step is four ops vectorised over all G groups (max,
@@ -23,6 +26,8 @@ the output layout:
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -34,6 +39,9 @@ from pipeline.postprocess.config import PostprocessConfig
 from pipeline.postprocess.detections import Detections
 
 Backend = Literal["auto", "torch", "fused"]
+GroupRunner = Callable[[Tensor, Candidates, PostprocessConfig], tuple[Tensor, Tensor]]
+
+log = logging.getLogger(__name__)
 
 # Groups are processed in chunks so that the (G, K, K) IoU tensor stays below this many elements.
 _MAX_IOU_ELEMENTS = 1 << 26
@@ -138,7 +146,7 @@ def soft_nms(
         raise ValueError(f"soft_nms got method {cfg.method!r}")
     if cfg.min_score <= 0.0:
         raise ValueError(f"Soft-NMS needs a score floor min_score > 0, got {cfg.min_score}")
-    fused = _use_fused(backend, boxes.device, cfg.candidates_per_class)
+    fused = _use_fused(backend, boxes.device, cfg.candidates_per_class) and _fused_trusted(boxes.device)
     n, _, c = scores.shape
     boxes = boxes.float()
     cand = select_candidates(scores, cfg.score_threshold, cfg.candidates_per_class, floor=cfg.min_score)
@@ -177,6 +185,61 @@ def _use_fused(backend: Backend, device: torch.device, candidates_per_class: int
             f"<= {soft_nms_triton.MAX_CANDIDATES}, got {candidates_per_class}"
         )
     return True
+
+
+def _self_check_case(device: torch.device) -> tuple[Tensor, Tensor]:
+    """A fixed batch: 2 images x 24 anchors x 2 classes, overlapping boxes, distinct scores.
+
+    Small, so that the check costs little under Triton's interpreter; its picks never
+    hinge on float32 rounding (tests/postprocess/test_soft_nms_selfcheck.py).
+    """
+    n, a, c = 2, 24, 2
+    gen = torch.Generator().manual_seed(20170)
+    xy = torch.rand(n, a, 2, generator=gen) * 0.6
+    boxes = torch.cat([xy, xy + 0.1 + torch.rand(n, a, 2, generator=gen) * 0.3], -1)
+    scores = torch.randperm(n * a * c, generator=gen).float().add_(1.0).div_(n * a * c + 1).view(n, a, c)
+    return boxes.to(device), scores.to(device)
+
+
+def check_fused(fused: GroupRunner, reference: GroupRunner, device: torch.device) -> str | None:
+    """Run ``fused`` and ``reference`` (same signature as :func:`_run_groups`) on a fixed case.
+
+    Returns None when both pick the same boxes in the same order with the same decayed
+    scores (to float32 rounding) for linear and Gaussian Soft-NMS, else what differed.
+    """
+    boxes, scores = _self_check_case(device)
+    for method in ("soft_linear", "soft_gaussian"):
+        cfg = PostprocessConfig(method=method, iou_threshold=0.3, top_k=50)
+        cand = select_candidates(scores, cfg.score_threshold, cfg.candidates_per_class, floor=cfg.min_score)
+        ref_anchor, ref_score = reference(boxes, cand, cfg)
+        try:
+            anchor, score = fused(boxes, cand, cfg)
+        except Exception as exc:  # noqa: BLE001 - any failure of the kernel means: do not use it
+            return f"{method}: it raised {type(exc).__name__}: {exc}"
+        valid = ref_score >= cfg.min_score
+        if anchor.shape != ref_anchor.shape or not torch.equal(valid, score >= cfg.min_score):
+            return f"{method}: different number of picks"
+        if not torch.equal(anchor[valid], ref_anchor[valid]):
+            return f"{method}: different picks"
+        if not torch.allclose(score[valid], ref_score[valid], rtol=1e-5, atol=1e-6):
+            err = (score[valid] - ref_score[valid]).abs().max().item()
+            return f"{method}: decayed scores differ by up to {err:.3g}"
+    return None
+
+
+_FUSED_TRUSTED: dict[str, bool] = {}
+
+
+def _fused_trusted(device: torch.device) -> bool:
+    """Whether the fused kernel passed :func:`check_fused` on ``device`` (checked once per process)."""
+    key = str(device)
+    if key not in _FUSED_TRUSTED:
+        problem = check_fused(_run_groups_fused, _run_groups, device)
+        if problem is not None:
+            log.warning("fused Soft-NMS kernel disagrees with the torch loop on %s (%s); using the torch loop "
+                        "for the rest of this process", key, problem)
+        _FUSED_TRUSTED[key] = problem is None
+    return _FUSED_TRUSTED[key]
 
 
 def _group_layout(boxes: Tensor, cand: Candidates) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -8,6 +8,8 @@ time whether to interpret); not collected by a plain ``pytest`` run.
 from __future__ import annotations
 
 import functools
+import importlib
+import logging
 import os
 
 import numpy as np
@@ -95,3 +97,32 @@ def test_soft_nms_needs_a_positive_floor():
         soft_nms(
             torch.rand(1, 4, 4), torch.rand(1, 4, 2), PostprocessConfig(method="soft_linear", min_score=0.0)
         )
+
+
+_sn = importlib.import_module("pipeline.postprocess.soft_nms")  # the module, not the re-exported function
+
+
+def test_self_check_passes_for_the_real_kernel():
+    """The gate every fused call passes (checked once per process: earlier cases already paid for it)."""
+    assert _sn._fused_trusted(torch.device("cpu"))
+    assert _sn._FUSED_TRUSTED == {"cpu": True}
+
+
+def test_broken_kernel_is_caught_logged_once_and_replaced(monkeypatch, caplog):
+    real = _sn._run_groups_fused
+
+    def broken(boxes, cand, cfg):  # the real kernel with its scores perturbed
+        anchor, score = real(boxes, cand, cfg)
+        return anchor, score * 1.001
+
+    monkeypatch.setattr(_sn, "_FUSED_TRUSTED", {})
+    monkeypatch.setattr(_sn, "_run_groups_fused", broken)
+    boxes, scores = _sn._self_check_case(torch.device("cpu"))
+    cfg = PostprocessConfig(method="soft_linear")
+    with caplog.at_level(logging.WARNING, logger=_sn.__name__):
+        outs = [fused(boxes, scores, cfg) for _ in range(2)]
+    assert [r.levelno for r in caplog.records].count(logging.WARNING) == 1
+    assert "decayed scores differ" in caplog.records[0].getMessage()
+    for out in outs:
+        for f, t in zip(out, soft_nms(boxes, scores, cfg, backend="torch"), strict=True):
+            assert torch.equal(f.boxes, t.boxes) and torch.equal(f.scores, t.scores)
