@@ -113,7 +113,7 @@ def parse(cls: type[T], mapping: Mapping[str, Any] | None, prefix: str) -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(mapping) - set(fields))
     if unknown:
-        raise ConfigError(f"{prefix}.{unknown[0]}: unknown key; {_suggest(unknown[0], fields)}")
+        raise ConfigError(f"{prefix}.{unknown[0]}: unknown key; {suggest(unknown[0], fields)}")
     kwargs = {}
     for name, f in fields.items():
         key = f"{prefix}.{name}"
@@ -129,7 +129,7 @@ def parse(cls: type[T], mapping: Mapping[str, Any] | None, prefix: str) -> T:
     return obj
 
 
-def _suggest(name: str, known: Iterable[str]) -> str:
+def suggest(name: str, known: Iterable[str]) -> str:
     """``"did you mean 'lr'?"`` for the closest known name, else the list of known names."""
     known = sorted(known)
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)

@@ -13,6 +13,8 @@ import argparse
 import subprocess
 import sys
 
+from pipeline.config import ConfigError, suggest
+
 PRESETS: dict[str, dict[str, str]] = {
     "baseline": {"model.variant": "ssd"},
     "shallow": {"model.variant": "shallow"},
@@ -28,7 +30,7 @@ PRESETS: dict[str, dict[str, str]] = {
 def dvc_exp_command(name: str, queue: bool = False) -> list[str]:
     """``dvc exp run`` arguments for preset ``name``."""
     if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; {suggest(name, PRESETS)}")
     cmd = [sys.executable, "-m", "dvc", "exp", "run", "-n", name]
     if queue:
         cmd.append("--queue")

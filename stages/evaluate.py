@@ -16,7 +16,6 @@ from pipeline.cli import run_cli  # noqa: E402
 from pipeline.config import load_params, section  # noqa: E402
 from pipeline.detector.model import ModelConfig  # noqa: E402
 from pipeline.evaluation.config import EvaluateConfig  # noqa: E402
-from pipeline.flows.evaluate import evaluate_flow  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(args.params)  # a bad param fails here in one line, before a flow run starts
     section(params, "model", ModelConfig)
     section(params, "evaluate", EvaluateConfig)
+    # Prefect loads only now that the params are known to be good
+    from pipeline.flows.evaluate import evaluate_flow
     sets = {}
     for item in args.sets:
         name, sep, path = item.partition("=")

@@ -36,7 +36,7 @@ from pipeline.data.boxes import areas, size_bucket, voc_to_xyxy, xywh_to_xyxy
 from pipeline.data.coco import load_coco
 from pipeline.data.images import MAX_PIXELS, ImageError, image_size, read_image
 from pipeline.data.schema import SPLITS, ImageRecord, images_dir, records_to_table, table_path, write_table
-from pipeline.data.sources import SOURCE_FILE
+from pipeline.data.sources import SOURCE_FILE, SourceError
 from pipeline.data.voc import AnnotationError, parse_voc_xml, read_id_list
 from pipeline.errors import PipelineError
 from pipeline.paths import ContainmentError, inside
@@ -98,6 +98,7 @@ class _Object:
     box: tuple[float, float, float, float]  # continuous xyxy
     difficult: bool = False
     iscrowd: bool = False
+    area: float = math.nan  # the annotation's own area (COCO: mask area); NaN: the box area
 
 
 @dataclass
@@ -180,13 +181,20 @@ def _coco_images(
                                         str(im.id)))
                 continue
             box = tuple(float(v) for v in xywh_to_xyxy(np.asarray(bbox, np.float64))[0])
-            objects.append(_Object(ann.get("category_id"), box, iscrowd=bool(ann.get("iscrowd", 0))))  # type: ignore[arg-type]
+            area = ann.get("area", math.nan)
+            if not (isinstance(area, (int, float)) and (math.isnan(area) or 0 < area < math.inf)):
+                problems.append(Problem(split, str(ann_path), "object",
+                                        f"annotation {ann.get('id')} of image {im.id}: area {area!r} is not a "
+                                        "positive number", str(im.id)))
+                continue
+            objects.append(_Object(ann.get("category_id"), box, iscrowd=bool(ann.get("iscrowd", 0)),  # type: ignore[arg-type]
+                                   area=float(area)))
         yield _Image(str(im.id), f"{img_dir.name}/{im.file_name}", split, src, str(ann_path),
                      im.width, im.height, objects)
 
 
 def _check_objects(img: _Image, index: dict[Any, int], tol: float, problems: list[Problem]) -> tuple[list, int]:
-    """Map classes, validate and clip boxes; returns ([(label, box, difficult, iscrowd)], clipped)."""
+    """Map classes, validate and clip boxes; returns ([(label, box, difficult, iscrowd, area)], clipped)."""
     kept, clipped = [], 0
     for k, obj in enumerate(img.objects):
         where = f"object {k} ({obj.cls!r}) of image {img.image_id}"
@@ -214,7 +222,7 @@ def _check_objects(img: _Image, index: dict[Any, int], tol: float, problems: lis
                 problems.append(Problem(img.split, img.ann_file, "object",
                                         f"{where}: box {obj.box} is empty inside the image", img.image_id))
                 continue
-        kept.append((index[obj.cls], box, obj.difficult, obj.iscrowd))
+        kept.append((index[obj.cls], box, obj.difficult, obj.iscrowd, obj.area))
     return kept, clipped
 
 
@@ -285,12 +293,13 @@ def ingest(
     """Build the set ``out`` from the source described by ``raw/source.json``; return the report.
 
     Raises:
-        IngestError: any problem under ``on_error: fail``, or a file-level problem (no ``source.json``).
+        IngestError: any problem under ``on_error: fail``, or a file-level problem.
+        SourceError: no ``source.json``.
     """
     raw, out = Path(raw), Path(out)
     src_file = raw / SOURCE_FILE
     if not src_file.is_file():
-        raise IngestError(f"{src_file}: source description not found (run the fetch stage)")
+        raise SourceError(f"{src_file}: source description not found (run the fetch stage)")
     desc = json.loads(src_file.read_text())
     fmt, problems = desc["format"], []
     cats: dict[str, Any] = {}
@@ -343,10 +352,11 @@ def ingest(
             continue
         records.append(ImageRecord(
             img.image_id, img.file_name, img.split, img.width, img.height,
-            boxes=np.asarray([k[1] for k in kept], np.float32).reshape(-1, 4),
+            boxes=np.asarray([k[1] for k in kept], np.float64).reshape(-1, 4),
             labels=np.asarray([k[0] for k in kept], np.int64),
             difficult=np.asarray([k[2] for k in kept], bool),
             iscrowd=np.asarray([k[3] for k in kept], bool),
+            area=np.asarray([k[4] for k in kept], np.float64) if fmt == "coco" else None,
         ))
     fatal = [p for p in problems if p.level == "file"]
     if fatal or (problems and cfg.on_error == "fail"):
