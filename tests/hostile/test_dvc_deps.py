@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ast
 import shlex
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -145,3 +147,28 @@ def test_a_trimmed_deps_list_is_caught(tmp_path):
     trimmed = uncovered(script, [d for d in deps if d != "pipeline/detector"])
     assert "pipeline/detector/coding.py" in trimmed and "pipeline/detector/model.py" in trimmed
     assert "pipeline/config.py" in uncovered(script, [d for d in deps if d != "pipeline/config.py"])
+
+
+BOOTSTRAP = "sys.path.insert(0, str(Path(__file__).resolve().parents[1]))"
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "stages").glob("*.py")))
+def test_every_stage_puts_its_checkout_first_before_importing_pipeline(script):
+    """The bootstrap line runs at module level before the first ``pipeline`` import."""
+    tree = ast.parse((REPO / "stages" / script).read_text())
+    first_import = next(i for i, node in enumerate(tree.body) if isinstance(node, ast.ImportFrom)
+                        and (node.module or "").split(".")[0] == PACKAGE)
+    assert BOOTSTRAP in [ast.unparse(node) for node in tree.body[:first_import]]
+
+
+def test_a_stage_run_from_the_repo_imports_this_checkouts_pipeline(tmp_path):
+    """A decoy ``pipeline`` first on PYTHONPATH (as an installed copy would be) is not what a stage runs."""
+    decoy = tmp_path / "decoy" / "pipeline"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy pipeline was imported')\n")
+    env = {"PYTHONPATH": str(decoy.parent)}
+    r = subprocess.run([sys.executable, "-c", "import pipeline"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert "the decoy pipeline was imported" in r.stderr  # the decoy does shadow a plain import
+    r = subprocess.run([sys.executable, str(REPO / "stages/degrade.py"), "--help"], capture_output=True, text=True,
+                       env=env, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0 and "usage: degrade.py" in r.stdout, r.stderr[-2000:]
