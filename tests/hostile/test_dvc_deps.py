@@ -172,3 +172,26 @@ def test_a_stage_run_from_the_repo_imports_this_checkouts_pipeline(tmp_path):
     r = subprocess.run([sys.executable, str(REPO / "stages/degrade.py"), "--help"], capture_output=True, text=True,
                        env=env, cwd=tmp_path, timeout=120)
     assert r.returncode == 0 and "usage: degrade.py" in r.stdout, r.stderr[-2000:]
+
+
+def test_repro_flow_takes_order_and_staleness_from_dvc(tmp_path):
+    """Stages listed downstream-first and linked only through ``${...}``: DVC's order, DVC's status."""
+    from pipeline.flows.repro import stage_changed, stage_order
+
+    Repo.init(str(tmp_path), no_scm=True).close()
+    (tmp_path / "params.yaml").write_text("src: made\n")
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n"
+        "  second:\n"
+        "    cmd: cat ${src}/a.txt > b.txt\n"
+        "    deps: ['${src}/a.txt']\n"
+        "    outs: [b.txt]\n"
+        "  first:\n"
+        "    cmd: mkdir -p ${src} && echo hi > ${src}/a.txt\n"
+        "    outs: ['${src}/a.txt']\n"
+    )
+    assert stage_order(tmp_path) == ["first", "second"]
+    assert stage_changed(tmp_path, "first") and stage_changed(tmp_path, "second")
+    with Repo(str(tmp_path)) as repo:
+        repo.reproduce(str(tmp_path / "dvc.yaml") + ":first", single_item=True)
+    assert not stage_changed(tmp_path, "first") and stage_changed(tmp_path, "second")
