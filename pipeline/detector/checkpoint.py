@@ -14,17 +14,16 @@ from typing import Any
 
 import torch
 
-from pipeline.atomic import atomic_path
 from pipeline.config import ConfigError
 from pipeline.detector.model import SSD, ModelConfig, build_detector
+from pipeline.runstate import CheckpointError, load_state, save_state
+
+__all__ = ["CheckpointError", "CheckpointMismatchError", "load_detector", "load_weights_into", "read_checkpoint",
+           "save_detector"]
 
 FORMAT = 1
 #: Config fields that only say how the backbone was initialised, not what the model is.
 _INIT_ONLY = ("backbone_weights",)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing or malformed."""
 
 
 class CheckpointMismatchError(CheckpointError):
@@ -48,19 +47,12 @@ def save_detector(path: str | os.PathLike[str], model: SSD, extra: dict[str, Any
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "extra": dict(extra or {}),
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_state(path, payload)
 
 
 def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load and check the checkpoint dict (tensors on ``map_location``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is the same user error
-        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
+    ckpt = load_state(path, "detector checkpoint", map_location)
     missing = [
         k
         for k in ("format", "config", "num_classes", "state_dict")

@@ -13,30 +13,33 @@ dvclive's layout under ``<out>/dvclive`` (see :mod:`pipeline.detector.metrics_lo
 Exact resume: a checkpoint holds model, optimizer, scheduler, grad scaler, the step
 (hence epoch and position inside the epoch), every RNG state and the sampler seed;
 augmentation is seeded per (seed, epoch, index) (:mod:`pipeline.detector.data`), so
-k steps + resume + k steps equal 2k uninterrupted steps.
+k steps + resume + k steps equal 2k uninterrupted steps.  A checkpoint resumes only
+when its fingerprint (params, training-data content, code; :mod:`pipeline.runstate`)
+matches the run; otherwise the run starts fresh and logs why.  A lock file
+``<out>/.train.lock`` keeps a second training out of the same folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import math
-import random
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from pipeline.atomic import atomic_path, write_json
+from pipeline import runstate
+from pipeline.atomic import write_json
 from pipeline.config import load_params, require, section
+from pipeline.data.schema import images_dir
 from pipeline.detector import distributed as ddp_utils
 from pipeline.detector.checkpoint import save_detector
 from pipeline.detector.data import (
@@ -49,15 +52,21 @@ from pipeline.detector.data import (
 from pipeline.detector.metrics_log import MetricsLogger, NullLogger, TsvLogger
 from pipeline.detector.model import ModelConfig, build_detector
 from pipeline.detector.transforms import RECIPES, build_transform
+from pipeline.hashing import HashState
+from pipeline.runstate import (
+    HASH_STATE_FILE,
+    data_hash,
+    rng_state,
+    save_state,
+    seed_everything,
+    set_rng_state,
+)
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
 MODEL_FILE = "model.pt"
 METRICS_DIR = "dvclive"
-# Fields that change how a run executes but not what it computes: a checkpoint written
-# under other values of these still resumes.
-RUNTIME_FIELDS = ("num_workers", "checkpoint_every", "log_every", "compile")
 
 
 @dataclass(frozen=True)
@@ -149,66 +158,33 @@ class LrSchedule:
         return warm * self.gamma ** sum(step >= m for m in self.milestones)
 
 
-# ---------------------------------------------------------------- RNG / checkpoint state
+# ---------------------------------------------------------------- run state
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+def fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, dataset: DetectionDataset, out: Path,
+                world_size: int = 1, device: str = "cpu") -> dict[str, Any]:
+    """What must match for a checkpoint to resume this run (see :mod:`pipeline.runstate`):
+    model and train params, the process layout and device type, the classes, annotations
+    and image bytes of the split used, the backbone weights file and the code version."""
+    records = dataset.records
+    state = HashState(out / CHECKPOINT.parent / HASH_STATE_FILE)
+    data = data_hash(records, [images_dir(dataset.set_dir) / r.file_name for r in records], state)
+    params = {"model": asdict(model_cfg), "train": asdict(cfg), "data": {"classes": list(dataset.classes)},
+              "run": {"world_size": world_size, "device": device}}
+    return runstate.fingerprint(params, data, {"model.backbone_weights": model_cfg.backbone_weights})
 
 
-def rng_state() -> dict[str, Any]:
-    """All RNG states, as types ``torch.load(weights_only=True)`` accepts."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+def _resume(path: Path, fp: dict[str, Any], parts: dict[str, Any]) -> dict[str, Any] | None:
+    """Load a matching checkpoint at ``path`` into ``parts`` (name -> object with
+    ``load_state_dict``) and restore the RNGs; returns it, or None to start fresh."""
+    state = runstate.resumable(path, fp)
+    if state is None:
+        return None
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    set_rng_state(state["rng"])
+    log.info("resuming %s at step %d (epoch %d, batch %d)", path, state["step"], state["epoch"], state["position"])
     return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(_to_tuple(state["python"]))
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _to_tuple(x: Any) -> Any:
-    return tuple(_to_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
-
-
-def fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, classes: list[str], n_images: int) -> dict[str, Any]:
-    """What must match for a checkpoint to resume this run."""
-    train = {k: v for k, v in asdict(cfg).items() if k not in RUNTIME_FIELDS}
-    return {"model": asdict(model_cfg), "train": train, "classes": list(classes), "images": n_images}
-
-
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise RuntimeError(f"{path}: unreadable training checkpoint ({exc})") from exc
-
-
-def _plain(x: Any) -> Any:
-    """Tuples -> lists recursively, so a fingerprint compares equal after a torch round trip."""
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return x
 
 
 # ---------------------------------------------------------------- the loop
@@ -237,11 +213,30 @@ def train(
             :class:`TsvLogger` under ``<out>/dvclive``.
         device: "cpu" | "cuda" | None (CUDA when available); under torchrun each rank
             takes ``cuda:<LOCAL_RANK>``.
-        resume: continue from ``<out>/checkpoints/last.pt`` when it was written by the
-            same model/train config and data (else start fresh, with a warning).
+        resume: continue from ``<out>/checkpoints/last.pt`` when its fingerprint matches
+            this run (params, data content, code; :func:`fingerprint`), else start fresh
+            and log why in one line.
         on_log: also called with every logged row and step on rank 0 (e.g. to echo
             progress into a Prefect run log), in addition to ``logger``.
+
+    Raises:
+        RunBusyError: another training holds ``out_dir`` (``<out>/.train.lock``).
     """
+    with runstate.exclusive_output(out_dir) if ddp_utils.env_info().is_main else contextlib.nullcontext():
+        return _train(model_cfg, train_cfg, train_set_dir, out_dir, logger, device, resume, progress, on_log)
+
+
+def _train(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    train_set_dir: str | Path,
+    out_dir: str | Path,
+    logger: MetricsLogger | None,
+    device: str | torch.device | None,
+    resume: bool,
+    progress: bool,
+    on_log: Callable[[dict[str, float], int], None] | None,
+) -> TrainResult:
     cfg = train_cfg
     out = Path(out_dir)
     device = ddp_utils.local_device(device)
@@ -284,20 +279,13 @@ def train(
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp and cfg.amp == "fp16")
 
     ckpt_path = out / CHECKPOINT
-    fp = _plain(fingerprint(model_cfg, cfg, dataset.classes, len(dataset)))
-    step = 0
-    if resume and ckpt_path.is_file():
-        state = load_checkpoint(ckpt_path)
-        if _plain(state.get("fingerprint")) != fp:
-            log.warning("%s was written by another config/data set; starting from scratch", ckpt_path)
-        else:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
-            set_rng_state(state["rng"])
-            step = int(state["step"])
-            log.info("resuming %s at step %d (epoch %d, batch %d)", ckpt_path, step, state["epoch"], state["position"])
+    model_path = out / MODEL_FILE
+    fp = fingerprint(model_cfg, cfg, dataset, out, dist.world_size, device.type)
+    parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+    state = _resume(ckpt_path, fp, parts) if resume else None
+    step = int(state["step"]) if state else 0
+    if state is None and dist.is_main:
+        model_path.unlink(missing_ok=True)  # never leave another run's final model beside this one
     resumed_from = step
 
     net: nn.Module = model
@@ -315,9 +303,8 @@ def train(
         if not dist.is_main:
             return
         epoch, position = divmod(step, steps_per_epoch)
-        save_checkpoint(ckpt_path, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+        save_state(ckpt_path, {
+            **{name: part.state_dict() for name, part in parts.items()},
             "step": step, "epoch": epoch, "position": position, "sampler_seed": sampler.seed,
             "rng": rng_state(), "fingerprint": fp,
         })
@@ -376,7 +363,6 @@ def train(
             logger.close()  # a caller's logger stays open: the caller owns it
     elapsed = time.perf_counter() - t_start
 
-    model_path = out / MODEL_FILE
     if dist.is_main:
         checkpoint()
         save_detector(model_path, model, extra={"classes": list(dataset.classes), "train": asdict(cfg),
@@ -416,4 +402,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline.cli import run_cli
+
+    run_cli(main)

@@ -10,7 +10,9 @@ Phase 2 runs only with real ImageNet VGG19 weights (or ``force_perceptual``).
 Resumable: every ``checkpoint_every`` steps ``<out>/checkpoints/last.pth`` is written
 atomically with networks, optimisers, schedulers, grad scaler, step, RNG states and the
 patch sampler state; a rerun continues from it exactly (same weights as an
-uninterrupted run on the same device) and the loss log stays continuous.
+uninterrupted run on the same device) and the loss log stays continuous — but only when
+the checkpoint's fingerprint (params, training-data content, code;
+:mod:`pipeline.runstate`) matches the rerun; otherwise it trains from scratch and logs why.
 """
 
 from __future__ import annotations
@@ -20,24 +22,33 @@ import dataclasses
 import io
 import logging
 import os
-import random
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from pipeline.atomic import atomic_path, write_text
-from pipeline.errors import PipelineError
+from pipeline.atomic import write_text
+from pipeline.hashing import HashState
+from pipeline.runstate import (
+    HASH_STATE_FILE,
+    CheckpointError,
+    data_hash,
+    exclusive_output,
+    fingerprint,
+    resumable,
+    rng_state,
+    save_state,
+    set_rng_state,
+)
 from pipeline.sr.basicsr_compat import import_basicsr
 from pipeline.sr.config import SRConfig
 from pipeline.sr.models import build_discriminator, build_generator
-from pipeline.sr.pairs import PatchSampler, match_sets
+from pipeline.sr.pairs import Pair, PatchSampler, match_sets
 from pipeline.sr.weights import build_perceptual_loss, load_generator_into
 
 log = logging.getLogger(__name__)
@@ -49,8 +60,7 @@ LOG_FILE = "loss_log.csv"
 LOG_COLUMNS = ("step", "phase", "lr_g", "pixel", "perceptual", "adversarial", "d_loss", "g_total")
 
 
-class CheckpointError(PipelineError, ValueError):
-    """A training checkpoint is unreadable or belongs to a different model; names the file."""
+__all__ = ["CheckpointError", "TrainResult", "run_fingerprint", "train_sr", "use_gan_phase"]
 
 
 @dataclass(frozen=True)
@@ -75,27 +85,6 @@ def use_gan_phase(gan_iters: int, vgg19_weights: str | None, force_perceptual: b
     return True
 
 
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": (np_state[0], np_state[1].tolist(), *np_state[2:]),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS, lineterminator="\n")
@@ -104,16 +93,19 @@ def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
     write_text(path, buf.getvalue())
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`train_sr`; corrupt files raise CheckpointError."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path}: corrupt or unreadable training checkpoint ({type(exc).__name__}: {exc}); "
-                              "delete it to restart training") from exc
-    if not isinstance(ckpt, dict) or "step" not in ckpt or "generator" not in ckpt:
-        raise CheckpointError(f"{path}: not a training checkpoint of pipeline.sr.train")
-    return ckpt
+def run_fingerprint(cfg: SRConfig, seed: int, pairs: list[Pair], gan: bool, device: torch.device,
+                    state: HashState | None = None) -> dict[str, Any]:
+    """What must match for a checkpoint to resume this run (see :mod:`pipeline.runstate`):
+    the ``sr.model``/``sr.train`` params, ``seed``, whether the GAN phase runs, the device
+    type, the HR and LR annotations and image bytes of the training pairs, the weights
+    files the run starts from and the code version."""
+    records = [r for p in pairs for r in (p.hr, p.lr)]
+    files = [f for p in pairs for f in (p.hr_path, p.lr_path)]
+    t = cfg.train
+    params = {"sr": {"model": dataclasses.asdict(cfg.model), "train": dataclasses.asdict(t)}, "seed": seed,
+              "run": {"gan": gan, "device": device.type}}
+    weights = {"sr.train.pretrained_generator": t.pretrained_generator, "sr.train.vgg19_weights": t.vgg19_weights}
+    return fingerprint(params, data_hash(records, files, state), weights)
 
 
 class _Phase:
@@ -160,15 +152,26 @@ def train_sr(
         callback: called as ``callback(step, losses)`` after every step (and after that
             step's checkpoint); an exception there interrupts training like a crash.
 
+    Resumes from ``<out>/checkpoints/last.pth`` only when its fingerprint
+    (:func:`run_fingerprint`) matches this run; otherwise trains from scratch and logs why.
+
     Returns:
         Paths of the generator (basicsr-style ``{'params': state_dict}``) and loss log.
+
+    Raises:
+        RunBusyError: another training holds ``out_dir`` (``<out>/.train.lock``).
     """
+    with exclusive_output(out_dir):
+        return _train_sr(Path(hr_dir), Path(lr_dir), Path(out_dir), cfg, seed, device, callback)
+
+
+def _train_sr(hr_dir: Path, lr_dir: Path, out_dir: Path, cfg: SRConfig, seed: int, device: str | torch.device | None,
+              callback: Callable[[int, dict[str, float]], None] | None) -> TrainResult:
     t, m = cfg.train, cfg.model
     basicsr = import_basicsr()  # noqa: F841  (bridges torchvision before basicsr submodules)
     from basicsr.losses.basic_loss import L1Loss, MSELoss
     from basicsr.losses.gan_loss import GANLoss
 
-    out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT_DIR / CHECKPOINT_FILE
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
@@ -205,11 +208,11 @@ def train_sr(
 
     step, rows = 0, []
     phase = make_phase(0) if total else None
-    if ckpt_path.exists():
-        ckpt = read_checkpoint(ckpt_path)
-        if ckpt["model"] != dataclasses.asdict(m):
-            raise CheckpointError(f"{ckpt_path}: checkpoint is of model {ckpt['model']}, sr.model is "
-                                  f"{dataclasses.asdict(m)}; delete the checkpoints to retrain")
+    fp = run_fingerprint(cfg, seed, sampler.pairs, gan, device, HashState(ckpt_path.parent / HASH_STATE_FILE))
+    ckpt = resumable(ckpt_path, fp)
+    if ckpt is None:
+        (out_dir / GENERATOR_FILE).unlink(missing_ok=True)  # never leave another run's generator beside this one
+    else:
         try:
             g.load_state_dict(ckpt["generator"])
             step = int(ckpt["step"])
@@ -220,27 +223,27 @@ def train_sr(
                 phase.load_state_dict(ckpt["phase"])
             if ckpt.get("scaler"):
                 scaler.load_state_dict(ckpt["scaler"])
+            sampler.load_state_dict(ckpt["sampler"])
+            set_rng_state(ckpt["rng"])
+            rows = [r for r in ckpt["log"] if int(r["step"]) <= step]
         except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"{ckpt_path}: checkpoint does not fit this run ({exc})") from exc
-        sampler.load_state_dict(ckpt["sampler"])
-        _set_rng_state(ckpt["rng"])
-        rows = [r for r in ckpt["log"] if int(r["step"]) <= step]
+            raise CheckpointError(f"{ckpt_path}: checkpoint does not fit this run ({type(exc).__name__}: {exc}); "
+                                  "delete it to retrain") from exc
         log.info("resuming SR training from %s at step %d/%d", ckpt_path, step, total)
 
     def save_checkpoint() -> None:
         state = {
             "step": step,
-            "model": dataclasses.asdict(m),
+            "fingerprint": fp,
             "generator": g.state_dict(),
             "discriminator": d.state_dict() if d is not None else None,
             "phase": phase.state_dict() if phase is not None else None,
             "scaler": scaler.state_dict(),
             "sampler": sampler.state_dict(),
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "log": rows,
         }
-        with atomic_path(ckpt_path) as tmp:
-            torch.save(state, tmp)
+        save_state(ckpt_path, state)
         _write_log(out_dir / LOG_FILE, rows)
 
     bar = tqdm(total=total, initial=min(step, total), desc="sr train", unit="it", dynamic_ncols=True)
@@ -301,8 +304,7 @@ def train_sr(
     if not ckpt_path.exists():  # zero-iteration run (e.g. a pretrained generator used as is)
         save_checkpoint()
     gen_path = out_dir / GENERATOR_FILE
-    with atomic_path(gen_path) as tmp:
-        torch.save({"params": {k: v.cpu() for k, v in g.state_dict().items()},
-                    "meta": {"model": dataclasses.asdict(m), "steps": step, "gan": gan, "seed": seed}}, tmp)
+    save_state(gen_path, {"params": {k: v.cpu() for k, v in g.state_dict().items()},
+                          "meta": {"model": dataclasses.asdict(m), "steps": step, "gan": gan, "seed": seed}})
     _write_log(out_dir / LOG_FILE, rows)
     return TrainResult(gen_path, out_dir / LOG_FILE, step, gan)

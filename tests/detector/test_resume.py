@@ -6,8 +6,10 @@ from pathlib import Path
 
 import torch
 
+from pipeline.detector.data import DetectionDataset
 from pipeline.detector.model import ModelConfig
 from pipeline.detector.train import TrainConfig, fingerprint, train
+from pipeline.detector.transforms import eval_transform
 from tests.detector.train_helpers import CLASSES, tiny_records
 
 MODEL = ModelConfig(width=0.0625)
@@ -67,10 +69,18 @@ def test_resume_equals_uninterrupted(make_set, tmp_path: Path) -> None:
     assert steps == ["3", "4"]
 
 
-def test_only_a_checkpoint_of_the_same_run_is_resumed() -> None:
+def test_only_a_checkpoint_of_the_same_run_is_resumed(make_set, tmp_path: Path) -> None:
     """Runtime-only knobs may change between interruption and resume; anything else starts fresh."""
-    base = fingerprint(MODEL, _cfg(), CLASSES, 7)
-    assert fingerprint(MODEL, _cfg(num_workers=3, checkpoint_every=9, log_every=5), CLASSES, 7) == base
-    assert fingerprint(MODEL, _cfg(lr=0.02), CLASSES, 7) != base
-    assert fingerprint(ModelConfig(width=0.125), _cfg(), CLASSES, 7) != base
-    assert fingerprint(MODEL, _cfg(), CLASSES, 8) != base
+    ds = DetectionDataset(make_set(tiny_records(7), CLASSES), "train", eval_transform(300))
+    other = DetectionDataset(make_set(tiny_records(7, seed=1), CLASSES, name="other"), "train", eval_transform(300))
+
+    def fp(model=MODEL, dataset=ds, **kw):
+        return fingerprint(model, _cfg(**kw), dataset, tmp_path / "out")
+
+    base = fp()
+    assert fp(num_workers=3, checkpoint_every=9, log_every=5) == base
+    assert fp(lr=0.02) != base
+    assert fp(seed=4) != base
+    assert fp(model=ModelConfig(width=0.125)) != base
+    assert fp(dataset=other) != base
+    assert fingerprint(MODEL, _cfg(), ds, tmp_path / "out", world_size=2) != base

@@ -88,12 +88,14 @@ def test_corrupt_checkpoint_is_a_clear_error(synthetic_pair, tmp_path):
         train_sr(hr, lr, tmp_path / "m", _cfg(), seed=0, device="cpu")
 
 
-def test_checkpoint_of_another_model_is_refused(synthetic_pair, tmp_path):
+def test_checkpoint_of_another_model_is_not_resumed(synthetic_pair, tmp_path, caplog):
     hr, lr = synthetic_pair
     train_sr(hr, lr, tmp_path / "m", _cfg(pretrain_iters=1), seed=0, device="cpu")
-    other = dataclasses.replace(_cfg(), model=SRModelConfig(num_feat=4, num_block=1))
-    with pytest.raises(CheckpointError, match="delete the checkpoints"):
-        train_sr(hr, lr, tmp_path / "m", other, seed=0, device="cpu")
+    other = dataclasses.replace(_cfg(pretrain_iters=2), model=SRModelConfig(num_feat=4, num_block=1))
+    res = train_sr(hr, lr, tmp_path / "m", other, seed=0, device="cpu")
+    assert res.steps == 2 and [r["step"] for r in _log(res.log)] == ["1", "2"]
+    assert "not resumed: sr.model.num_feat differs (8 -> 4)" in caplog.text
+    assert generator_state(res.generator)["conv_first.weight"].shape[0] == 4
 
 
 def test_patch_larger_than_every_image_is_a_clear_error(synthetic_pair, tmp_path):
