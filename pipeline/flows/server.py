@@ -31,6 +31,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,16 +115,20 @@ class ServerProcess:
     log_path: Path
 
     def stop(self, timeout: float = 20.0) -> None:
-        _terminate(self.process.pid, timeout)
+        _terminate(self.process.pid, timeout, reap=self.process.poll)
 
 
-def _terminate(pid: int, timeout: float) -> None:
+def _terminate(pid: int, timeout: float, reap: Callable[[], object] | None = None) -> None:
+    """SIGTERM the process group ``pid``, wait until it is gone, SIGKILL it at ``timeout``.
+    ``reap``: for our own child (e.g. ``Popen.poll``); an unreaped zombie keeps the group alive."""
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if reap is not None:
+            reap()
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:
@@ -164,10 +169,10 @@ def launch(port: int | None = None, home: Path | None = None, timeout: float = 9
         if healthy(url):
             if owns_port(proc.pid, port):
                 return ServerProcess(proc, url, log_path)
-            _terminate(proc.pid, 10)
+            _terminate(proc.pid, 10, reap=proc.poll)
             raise ServerError(f"port {port} on {HOST} is answered by another process, not the server started here")
         time.sleep(0.5)
-    _terminate(proc.pid, 10)
+    _terminate(proc.pid, 10, reap=proc.poll)
     raise ServerError(f"prefect server did not answer on {url} within {timeout:.0f}s; see {log_path}")
 
 
