@@ -9,14 +9,38 @@ a link (e.g. ``JPEGImages`` on another disk): it is resolved first.
 
 from __future__ import annotations
 
+import functools
 import os
-from pathlib import Path, PurePosixPath, PureWindowsPath
+import re
+import stat
+from pathlib import Path
 
 from pipeline.errors import PipelineError
+
+_ABSOLUTE = re.compile(r"^(/|\\|[A-Za-z]:)")  # POSIX root, Windows root/UNC, drive letter
 
 
 class ContainmentError(PipelineError, ValueError):
     """A path built from data would leave its root; the message names the value and the root."""
+
+
+@functools.lru_cache(maxsize=256)
+def _real_root(root: str) -> str:
+    """``realpath`` of a root, once per process (roots are few, names are many)."""
+    return os.path.realpath(root)
+
+
+def _through_link(base: str, parts: list[str]) -> bool:
+    """Whether walking ``parts`` down from ``base`` meets a symbolic link (one lstat per existing part)."""
+    cur = base
+    for part in parts:
+        cur = os.path.join(cur, part)
+        try:
+            if stat.S_ISLNK(os.lstat(cur).st_mode):
+                return True
+        except (FileNotFoundError, NotADirectoryError):
+            return False  # nothing further exists, so no link further down either
+    return False
 
 
 def inside(root: str | os.PathLike[str], relative: str | os.PathLike[str]) -> Path:
@@ -34,11 +58,13 @@ def inside(root: str | os.PathLike[str], relative: str | os.PathLike[str]) -> Pa
     name = os.fspath(relative)
     if not name or "\x00" in name:
         raise ContainmentError(f"file name {name!r} is empty or holds a NUL byte (root {root})")
-    win = PureWindowsPath(name)
-    if PurePosixPath(name).is_absolute() or win.drive or win.root:
+    if _ABSOLUTE.match(name):
         raise ContainmentError(f"file name {name!r} is absolute; it must be relative to {root}")
-    base = Path(root).resolve()
-    target = (base / name).resolve()
-    if target == base or not target.is_relative_to(base):
+    base = _real_root(os.fspath(root))
+    if _through_link(base, name.split("/")):
+        target = os.path.realpath(os.path.join(base, name))
+    else:
+        target = os.path.normpath(os.path.join(base, name))
+    if not target.startswith(base.rstrip(os.sep) + os.sep):
         raise ContainmentError(f"file name {name!r} resolves to {target}, outside {base}")
-    return target
+    return Path(target)
