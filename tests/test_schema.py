@@ -51,3 +51,41 @@ def test_make_set_fixture_writes_real_images(make_set):
     recs, classes = read_records(root)
     assert classes == ["cat"] and (root / "images" / "a.jpg").stat().st_size > 0
     assert table_path(root).is_file()
+
+
+def test_boxes_keep_float64_and_optional_area_roundtrips(tmp_path):
+    a = _rec("a", [[0, 0, 1, 1]], [0])
+    a.boxes, a.area = np.array([[10.1, 2.3, 20.3, 40.7]]), np.array([123.25])  # float64, as ingest makes them
+    b = _rec("b", [[1, 1, 5, 5], [2, 2, 9, 9]], [0, 0])  # no areas: NaN in the column, box areas in use
+    write_table(tmp_path / "t.parquet", records_to_table([a, b, _rec("c", [], [])], ["cat"]))
+    table = read_table(tmp_path / "t.parquet")
+    assert table.schema.field("xmin").type == "double" and table.schema.field("area").type == "double"
+    back = table_to_records(table)
+    assert back[0].boxes.dtype == np.float64 and back[0].boxes[0, 0] == 10.1  # not 10.100000381
+    assert back[0].object_areas().tolist() == [123.25]
+    np.testing.assert_array_equal(back[1].area, [np.nan, np.nan])
+    assert back[1].object_areas().tolist() == [16.0, 49.0]
+
+
+def test_table_without_area_column_and_old_float32_tables_still_read(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = records_to_table([_rec("a", [[1, 2, 30, 40]], [0])], ["cat"])
+    assert "area" not in table.schema.names
+    old = table.cast(pa.schema([pa.field(f.name, pa.float32()) if f.name in ("xmin", "ymin", "xmax", "ymax")
+                                else f for f in table.schema], metadata=table.schema.metadata))
+    pq.write_table(old, tmp_path / "old.parquet")
+    (rec,) = table_to_records(read_table(tmp_path / "old.parquet"))
+    assert rec.area is None and rec.boxes.tolist() == [[1, 2, 30, 40]]
+
+
+@pytest.mark.parametrize(("area", "msg"), [([-1.0], "non-positive or infinite area"),
+                                           ([np.inf], "non-positive or infinite area"),
+                                           ([1.0, 2.0], "2 areas for 1 objects")])
+def test_bad_area_is_rejected_with_file_name(tmp_path, area, msg):
+    r = _rec("a", [[1, 2, 30, 40]], [0])
+    r.area = np.asarray(area)
+    with pytest.raises(SchemaError, match=msg):
+        write_table(tmp_path / "bad.parquet", records_to_table([r], ["cat"]))
+    assert not (tmp_path / "bad.parquet").exists()

@@ -212,6 +212,7 @@ def paste_objects(
         labels=np.concatenate([record.labels, np.array([p.label for p in pastes], np.int64)]),
         difficult=np.concatenate([record.difficult, np.zeros(n, bool)]),
         iscrowd=np.concatenate([record.iscrowd, np.zeros(n, bool)]),
+        area=None if record.area is None else np.concatenate([record.area, np.full(n, np.nan)]),  # NaN: box area
     )
     return out, new, pastes, failed
 

@@ -1,9 +1,11 @@
 """Box conventions and conversions, in one place.
 
-Boxes are float32 ``(xmin, ymin, xmax, ymax)`` in pixels of the image they
-belong to (continuous coordinates: a box covering pixel columns 0..9 is
-``xmin=0, xmax=10``).  VOC XML stores 1-based inclusive pixel indices, COCO
-stores ``(x, y, w, h)``.
+Boxes are ``(xmin, ymin, xmax, ymax)`` in pixels of the image they belong to
+(continuous coordinates: a box covering pixel columns 0..9 is ``xmin=0,
+xmax=10``): float32 in tensors and model code, float64 for ground truth on its
+way to evaluation, so metrics equal pycocotools on the same boxes.  The
+conversions below keep float64 input float64 and give float32 otherwise.  VOC
+XML stores 1-based inclusive pixel indices, COCO stores ``(x, y, w, h)``.
 """
 
 from __future__ import annotations
@@ -23,13 +25,19 @@ def xyxy_to_voc(box: np.ndarray) -> np.ndarray:
     return out
 
 
+def _boxes(boxes: np.ndarray) -> np.ndarray:
+    """(n, 4) array: float64 stays float64 (ground truth), anything else becomes float32."""
+    b = np.asarray(boxes)
+    return b.reshape(-1, 4) if b.dtype == np.float64 else b.astype(np.float32).reshape(-1, 4)
+
+
 def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
-    b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    b = _boxes(boxes)
     return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)
 
 
 def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
-    b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    b = _boxes(boxes)
     return np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)
 
 
@@ -52,7 +60,7 @@ def scale_boxes(boxes: np.ndarray, sx: float, sy: float | None = None) -> np.nda
 
 
 def areas(boxes: np.ndarray) -> np.ndarray:
-    b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    b = _boxes(boxes)
     return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
 
 

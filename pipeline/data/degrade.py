@@ -134,7 +134,8 @@ def degrade_record(record: ImageRecord, scale: float) -> ImageRecord:
     """The LR record: new size, boxes scaled by (lr_w / W, lr_h / H); labels/flags unchanged."""
     lw, lh = lr_size(record.width, record.height, scale)
     boxes = scale_boxes(record.boxes, lw / record.width, lh / record.height)
-    return replace(record, width=lw, height=lh, boxes=fit_boxes(boxes, lw, lh))
+    # A mask area does not follow a box through resizing and clipping: the LR set uses box areas.
+    return replace(record, width=lw, height=lh, boxes=fit_boxes(boxes, lw, lh), area=None)
 
 
 def _init_worker() -> None:

@@ -8,10 +8,17 @@ A *set* is a directory::
 Table columns (see ``SCHEMA``): ``image_id``, ``file_name``, ``split`` ("train" |
 "test"), ``width``/``height`` (pixels of *this* set's image), ``category`` and
 ``category_id`` (0-based index into the class list), ``xmin, ymin, xmax, ymax``
-(float32 pixels, see :mod:`pipeline.data.boxes`), ``difficult`` (VOC) and
-``iscrowd`` (COCO).  An image without objects is kept as a single row with
-``category_id == -1``, empty ``category`` and NaN box, so no image is lost.
-The ordered class list is stored in the Parquet schema metadata under ``classes``.
+(float64 pixels, full precision for evaluation, see :mod:`pipeline.data.boxes`),
+``difficult`` (VOC) and ``iscrowd`` (COCO).  An image without objects is kept as a
+single row with ``category_id == -1``, empty ``category`` and NaN box, so no image
+is lost.  The ordered class list is stored in the Parquet schema metadata under
+``classes``.
+
+Optional column ``area`` (float64): the annotation's own object area in this set's
+pixels, as COCO gives it (the mask area, which defines the official small/medium/
+large buckets); NaN or an absent column means the box area.  Only ingest of a COCO
+source writes it; a resampled (LR) set drops it (a mask area does not follow a box
+through resizing and clipping), pasted objects have none, VOC sets never have it.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.atomic import atomic_path
+from pipeline.data.boxes import areas
 from pipeline.errors import PipelineError
 
 TABLE_NAME = "annotations.parquet"
@@ -42,14 +50,15 @@ SCHEMA = pa.schema(
         ("height", pa.int32()),
         ("category", pa.string()),
         ("category_id", pa.int32()),
-        ("xmin", pa.float32()),
-        ("ymin", pa.float32()),
-        ("xmax", pa.float32()),
-        ("ymax", pa.float32()),
+        ("xmin", pa.float64()),
+        ("ymin", pa.float64()),
+        ("xmax", pa.float64()),
+        ("ymax", pa.float64()),
         ("difficult", pa.bool_()),
         ("iscrowd", pa.bool_()),
     ]
 )
+AREA = pa.field("area", pa.float64())  # optional, see the module docstring
 
 
 class SchemaError(PipelineError, ValueError):
@@ -61,9 +70,10 @@ class ImageRecord:
     """All objects of one image, as arrays.
 
     Attributes:
-        boxes: (N, 4) float32 xyxy pixels.
+        boxes: (N, 4) xyxy pixels (float64 when read from a table).
         labels: (N,) int64 category ids (0-based).
         difficult, iscrowd: (N,) bool.
+        area: (N,) float64 annotation areas (NaN: use the box area), or None (box areas).
     """
 
     image_id: str
@@ -75,9 +85,20 @@ class ImageRecord:
     labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
     difficult: np.ndarray = field(default_factory=lambda: np.zeros((0,), bool))
     iscrowd: np.ndarray = field(default_factory=lambda: np.zeros((0,), bool))
+    area: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.boxes.shape[0])
+
+    def object_areas(self) -> np.ndarray:
+        """(N,) float64 area of each object: its annotation area where known, else its box area."""
+        box = areas(np.asarray(self.boxes, np.float64))
+        if self.area is None:
+            return box
+        own = np.asarray(self.area, np.float64).reshape(-1)
+        if own.shape != box.shape:
+            raise SchemaError(f"image {self.image_id!r}: {own.size} areas for {box.size} objects")
+        return np.where(np.isnan(own), box, own)
 
 
 def table_path(set_dir: str | os.PathLike[str]) -> Path:
@@ -89,10 +110,15 @@ def images_dir(set_dir: str | os.PathLike[str]) -> Path:
 
 
 def records_to_table(records: Iterable[ImageRecord], classes: Sequence[str]) -> pa.Table:
-    """Flatten image records into the one-row-per-object table."""
-    cols: dict[str, list] = {name: [] for name in SCHEMA.names}
+    """Flatten image records into the one-row-per-object table (with ``area`` if any record has areas)."""
+    cols: dict[str, list] = {name: [] for name in [*SCHEMA.names, AREA.name]}
     for r in records:
         n = len(r)
+        if r.area is None or n == 0:
+            cols[AREA.name].extend([float("nan")] * max(n, 1))
+        else:
+            r.object_areas()  # checks the count
+            cols[AREA.name].extend(np.asarray(r.area, np.float64).reshape(-1).tolist())
         rows = range(max(n, 1))
         for i in rows:
             cols["image_id"].append(r.image_id)
@@ -116,12 +142,16 @@ def records_to_table(records: Iterable[ImageRecord], classes: Sequence[str]) -> 
             cols["difficult"].append(bool(r.difficult[i]))
             cols["iscrowd"].append(bool(r.iscrowd[i]))
     meta = {b"classes": json.dumps(list(classes)).encode()}
-    return pa.table(cols, schema=SCHEMA.with_metadata(meta))
+    if all(r.area is None for r in records):
+        del cols[AREA.name]
+        return pa.table(cols, schema=SCHEMA.with_metadata(meta))
+    return pa.table(cols, schema=SCHEMA.append(AREA).with_metadata(meta))
 
 
 def table_to_records(table: pa.Table) -> list[ImageRecord]:
     """Group table rows back into per-image records, in first-appearance order."""
-    d = {name: table.column(name).to_numpy(zero_copy_only=False) for name in SCHEMA.names}
+    names = [*SCHEMA.names, *([AREA.name] if AREA.name in table.schema.names else [])]
+    d = {name: table.column(name).to_numpy(zero_copy_only=False) for name in names}
     order: dict[str, list[int]] = {}
     for i, iid in enumerate(d["image_id"]):
         order.setdefault(iid, []).append(i)
@@ -138,11 +168,12 @@ def table_to_records(table: pa.Table) -> list[ImageRecord]:
                 width=int(d["width"][first]),
                 height=int(d["height"][first]),
                 boxes=np.stack([d[k][keep] for k in ("xmin", "ymin", "xmax", "ymax")], 1)
-                .astype(np.float32)
+                .astype(np.float64)
                 .reshape(-1, 4),
                 labels=d["category_id"][keep].astype(np.int64),
                 difficult=d["difficult"][keep].astype(bool),
                 iscrowd=d["iscrowd"][keep].astype(bool),
+                area=d[AREA.name][keep].astype(np.float64) if AREA.name in d else None,
             )
         )
     return records
@@ -161,7 +192,11 @@ def validate_table(table: pa.Table, source: str = "<table>") -> None:
     if missing:
         raise SchemaError(f"{source}: missing columns {missing}")
     classes = classes_of(table)
-    recs = table_to_records(table.select(SCHEMA.names).cast(SCHEMA.with_metadata(table.schema.metadata)))
+    schema = SCHEMA.append(AREA) if AREA.name in table.schema.names else SCHEMA
+    try:
+        recs = table_to_records(table.select(schema.names).cast(schema.with_metadata(table.schema.metadata)))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise SchemaError(f"{source}: a column has the wrong type ({exc})") from exc
     for r in recs:
         if r.split not in SPLITS:
             raise SchemaError(f"{source}: image {r.image_id!r} has split {r.split!r}, expected one of {SPLITS}")
@@ -174,6 +209,8 @@ def validate_table(table: pa.Table, source: str = "<table>") -> None:
             raise SchemaError(f"{source}: image {r.image_id!r} has a degenerate or non-finite box")
         if (b[:, 0] < 0).any() or (b[:, 1] < 0).any() or (b[:, 2] > r.width).any() or (b[:, 3] > r.height).any():
             raise SchemaError(f"{source}: image {r.image_id!r} has a box outside its {r.width}x{r.height} image")
+        if r.area is not None and not (np.isnan(r.area) | (np.isfinite(r.area) & (r.area > 0))).all():
+            raise SchemaError(f"{source}: image {r.image_id!r} has a non-positive or infinite area")
         if (r.labels >= len(classes)).any():
             raise SchemaError(f"{source}: image {r.image_id!r} has a category id beyond the {len(classes)} classes")
 

@@ -30,7 +30,7 @@ from torch import nn
 from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir, write_json, write_text
-from pipeline.data.boxes import SMALL_MAX_AREA, areas, scale_boxes
+from pipeline.data.boxes import SMALL_MAX_AREA, scale_boxes
 from pipeline.data.images import read_image
 from pipeline.data.schema import ImageRecord, images_dir
 from pipeline.evaluation.coco import Backend, coco_evaluate, records_to_coco
@@ -112,7 +112,7 @@ def evaluate_matrix(
     batch_size: int = 8,
     device: str = "auto",
     num_workers: int = 0,
-    coco_backend: Backend = "pycocotools",
+    coco_backend: Backend = "faster",
     pr_classes: Sequence[str] = ("bottle", "pottedplant", "cat", "dog"),
     pictures: int = 4,
     picture_method: str | None = None,
@@ -228,7 +228,7 @@ def _write_pictures(
     """The ``count`` test images with most small HR objects (ties: image id), one panel per set."""
     if count <= 0:
         return
-    ranked = sorted(ref_records, key=lambda r: (-int((areas(r.boxes) < SMALL_MAX_AREA).sum()), r.image_id))
+    ranked = sorted(ref_records, key=lambda r: (-int((r.object_areas() < SMALL_MAX_AREA).sum()), r.image_id))
     for i, ref in enumerate(ranked[:count]):
         panels = []
         for name, path in sets.items():

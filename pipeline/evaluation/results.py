@@ -117,7 +117,7 @@ def results_to_detections(
     for key, rs in grouped.items():
         rs = sorted(rs, key=lambda r: -r["score"])
         out[key] = ImageDetections(
-            xywh_to_xyxy(np.array([r["bbox"] for r in rs], np.float32)),
+            xywh_to_xyxy(np.array([r["bbox"] for r in rs], np.float64)),  # as the COCO backends read them
             np.array([r["score"] for r in rs], np.float64),
             np.array([r["category_id"] - 1 for r in rs], np.int64),
         )

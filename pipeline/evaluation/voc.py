@@ -13,8 +13,9 @@ under the monotone precision envelope ("all-point").  Deviations, stated:
 * a class without (non-ignored) ground truth has AP NaN and is left out of the
   mean (the devkit divides by zero there).
 
-Size buckets (COCO small/medium/large by area in the evaluated frame) reuse the
-same rule with out-of-bucket ground truth ignored, and an unmatched detection
+Size buckets (COCO small/medium/large by area in the evaluated frame; a ground-truth
+object's own annotation area where the table has one, as in
+:mod:`pipeline.evaluation.coco`) reuse the same rule with out-of-bucket ground truth ignored, and an unmatched detection
 outside the bucket ignored, as pycocotools does for its area ranges.
 """
 
@@ -38,7 +39,10 @@ AREA_RANGES: dict[str, tuple[float, float]] = {
 
 @dataclass
 class ImageDetections:
-    """Detections of one image as numpy arrays: boxes (k, 4) xyxy pixels, scores (k,), labels (k,) 0-based."""
+    """Detections of one image as numpy arrays: boxes (k, 4) xyxy pixels, scores (k,), labels (k,) 0-based.
+
+    Boxes stay float64 when given as float64 (read back from a results file), else float32.
+    """
 
     boxes: np.ndarray
     scores: np.ndarray
@@ -50,8 +54,9 @@ class ImageDetections:
             x = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
             return x.astype(dtype, copy=False)
 
+        boxes = det.boxes.detach().cpu().numpy() if hasattr(det.boxes, "detach") else np.asarray(det.boxes)
         return ImageDetections(
-            arr(det.boxes, np.float32).reshape(-1, 4),
+            arr(boxes, np.float64 if boxes.dtype == np.float64 else np.float32).reshape(-1, 4),
             arr(det.scores, np.float64).reshape(-1),
             arr(det.labels, np.int64).reshape(-1),
         )
@@ -185,7 +190,7 @@ def evaluate_voc(
     flags: list[list[np.ndarray]] = [[] for _ in range(nc)]
     npos = np.zeros(nc, dtype=np.int64)
     for r in records:
-        gt_area = areas(r.boxes)
+        gt_area = r.object_areas()
         gt_ign_all = r.difficult | r.iscrowd | (gt_area < lo) | (gt_area >= hi)
         d = ImageDetections.of(detections[r.image_id]) if r.image_id in detections else None
         npos += np.bincount(r.labels[~gt_ign_all], minlength=nc)[:nc]
