@@ -262,20 +262,24 @@ def test_dvc_repro_killed_during_train_resumes_from_its_checkpoint(tmp_path):
     the training continues from it to the end."""
     from tests.e2e.conftest import copy_project
 
-    steps = 14
-    proj = copy_project(tmp_path / "proj", {"train": {"steps": steps, "checkpoint_every": 2, "log_every": 2}})
+    steps = 6
+    proj = copy_project(tmp_path / "proj", {"model": {"width": 0.0625},
+                                            "train": {"steps": steps, "checkpoint_every": 2, "log_every": 2}})
     proj.dvc("repro", "ingest")
     ckpt = proj.root / "data/models/detector" / CKPT
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train"], cwd=proj.root, env=proj.env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = tmp_path / "killed_repro.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "train"], cwd=proj.root, env=proj.env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while not ckpt.is_file() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert ckpt.is_file(), "no checkpoint appeared"
-        os.killpg(proc.pid, signal.SIGKILL)
     finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # dvc, the stage and anything it started
         proc.wait(30)
+    assert ckpt.is_file(), f"no checkpoint appeared:\n{log.read_text()[-3000:]}"
     killed_at = int(torch.load(ckpt, weights_only=True)["step"])
     assert 0 < killed_at < steps
 
