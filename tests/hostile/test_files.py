@@ -114,34 +114,37 @@ def test_a_killed_fetch_leaves_no_temp_folder_after_the_next_run(tmp_path):
     assert (parent / "SOD5" / "ImageSets").is_dir()
 
 
-@pytest.fixture
-def fetched(tmp_path) -> Path:
-    _params(tmp_path)
-    p = _stage(tmp_path, "fetch.py", "--out", "data/raw")
+@pytest.fixture(scope="module")
+def fetched(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("fetched")
+    _params(root)
+    p = _stage(root, "fetch.py", "--out", "data/raw")
     _, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
-    return tmp_path
+    return root
 
 
-INGEST = ("ingest.py", "--raw", "data/raw", "--out", "data/sets/hr", "--report", "data/reports/ingest.json")
+def _ingest(root: Path, name: str) -> subprocess.Popen:
+    return _stage(root, "ingest.py", "--raw", "data/raw", "--out", f"data/sets/{name}", "--report",
+                  f"data/reports/{name}.json")
 
 
 def test_an_ingest_into_a_busy_output_is_a_clear_error(fetched):
-    with output_lock(fetched / "data/sets/hr", "ingest"):
-        p = _stage(fetched, *INGEST)
+    with output_lock(fetched / "data/sets/busy", "ingest"):
+        p = _ingest(fetched, "busy")
         _, err = p.communicate(timeout=120)
     assert p.returncode == 2, err
     assert err.strip().splitlines() == [
-        "error: data/sets/hr: another ingest is writing this output right now (lock data/sets/.hr.lock)"]
-    assert not (fetched / "data/sets/hr").exists()
+        "error: data/sets/busy: another ingest is writing this output right now (lock data/sets/.busy.lock)"]
+    assert not (fetched / "data/sets/busy").exists()
 
 
 def test_two_ingests_at_once_give_one_set_and_at_most_a_clear_error(fetched):
-    procs = [_stage(fetched, *INGEST) for _ in range(2)]
+    procs = [_ingest(fetched, "both") for _ in range(2)]
     results = [(p.communicate(timeout=120)[1], p.returncode) for p in procs]
     for err, code in results:
         assert code == 0 or (code == 2 and "another ingest is writing" in err), err
     assert any(code == 0 for _, code in results)
-    records, _ = read_records(fetched / "data/sets/hr")
+    records, _ = read_records(fetched / "data/sets/both")
     assert len(records) == 5
-    assert [q.name for q in (fetched / "data/sets").iterdir() if q.name.startswith(".hr.tmp-")] == []
+    assert [q.name for q in (fetched / "data/sets").iterdir() if q.name.startswith(".both.tmp-")] == []
