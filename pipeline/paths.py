@@ -26,7 +26,7 @@ class ContainmentError(PipelineError, ValueError):
 
 @functools.lru_cache(maxsize=256)
 def _real_root(root: str) -> str:
-    """``realpath`` of a root, once per process (roots are few, names are many)."""
+    """``realpath`` of an absolute root, once per process (roots are few, names are many)."""
     return os.path.realpath(root)
 
 
@@ -60,7 +60,7 @@ def inside(root: str | os.PathLike[str], relative: str | os.PathLike[str]) -> Pa
         raise ContainmentError(f"file name {name!r} is empty or holds a NUL byte (root {root})")
     if _ABSOLUTE.match(name):
         raise ContainmentError(f"file name {name!r} is absolute; it must be relative to {root}")
-    base = _real_root(os.fspath(root))
+    base = _real_root(os.path.abspath(root))  # absolute first: a later chdir must not reuse another root
     if _through_link(base, name.split("/")):
         target = os.path.realpath(os.path.join(base, name))
     else:

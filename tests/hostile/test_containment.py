@@ -89,6 +89,13 @@ def test_inside_accepts_names_below_the_root_and_refuses_the_rest(tmp_path: Path
         assert repr(bad) in str(info.value) and str(root) in str(info.value)
 
 
+def test_a_relative_root_follows_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for d in ("a", "b"):
+        (tmp_path / d / "images").mkdir(parents=True)
+        monkeypatch.chdir(tmp_path / d)
+        assert inside("images", "x.jpg") == (tmp_path / d / "images" / "x.jpg").resolve()
+
+
 # --- ingest: VOC ---------------------------------------------------------------------------
 
 def _hostile_voc(tmp_path: Path) -> dict[str, str]:
