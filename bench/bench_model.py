@@ -21,14 +21,16 @@ import json
 import math
 import platform
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torchvision
+from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._timing import time_calls  # noqa: E402
 from pipeline.detector.model import ModelConfig, build_detector, describe  # noqa: E402
 
 NUM_CLASSES = 20  # VOC
@@ -49,50 +51,70 @@ def synthetic_batch(n: int, size: int, max_gt: int, device: torch.device, seed: 
     return images.to(device), boxes.to(device), labels.to(device)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_steps(step, device: torch.device, warmup: int, iters: int) -> float:
     """Seconds per step (median of ``iters`` after ``warmup``)."""
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
+    return time_calls(step, device, iters, max(1, warmup)).s_per_call
+
+
+def torchvision_reference(device: torch.device, fmt: torch.memory_format, num_classes: int = NUM_CLASSES):
+    """torchvision's SSD300 (random init, ``num_classes`` + background), in training mode."""
+    ref = torchvision.models.detection.ssd300_vgg16(weights=None, weights_backbone=None, num_classes=num_classes + 1)
+    return ref.to(device, memory_format=fmt).train()
+
+
+def torchvision_train_step(ref, autocast) -> Callable[[Tensor, Tensor, Tensor], None]:
+    """One SGD step of torchvision's SSD300 with its own transform, matcher and loss.
+
+    The step takes our batch layout: images (N, 3, S, S) float in [0, 1] or uint8, padded
+    GT boxes (N, G, 4) normalised xyxy and labels (N, G) (0 = padding), and converts them
+    to torchvision's list of images and target dicts itself.
+    """
+    opt = torch.optim.SGD(ref.parameters(), lr=1e-4, momentum=0.9)
+
+    def step(images: Tensor, gt_boxes: Tensor, gt_labels: Tensor) -> None:
+        if images.dtype == torch.uint8:
+            images = images.float().div_(255.0)
+        size = images.shape[-1]
+        targets = [{"boxes": b[lbl > 0] * size, "labels": lbl[lbl > 0]} for b, lbl in zip(gt_boxes, gt_labels, strict=True)]
+        with autocast():
+            losses = ref(list(images.unbind(0)), targets)
+        loss = sum(losses.values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def detector_train_step(model, autocast, compile_kwargs: dict | None = None) -> Callable[[Tensor, Tensor, Tensor], None]:
+    """One SGD step of our detector as the training loop runs it: forward under ``autocast``,
+    loss in fp32, backward, step.  ``compile_kwargs`` (e.g. ``{}``): ``torch.compile`` forward + loss."""
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+
+    def loss_fn(x: Tensor, b: Tensor, lbl: Tensor) -> Tensor:
+        with autocast():
+            cls, box = model(x)
+        return model.loss(cls.float(), box.float(), b, lbl)["loss"]
+
+    fn = loss_fn if compile_kwargs is None else torch.compile(loss_fn, **compile_kwargs)
+
+    def step(images: Tensor, gt_boxes: Tensor, gt_labels: Tensor) -> None:
+        loss = fn(images, gt_boxes, gt_labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
 
 
 def bench_torchvision(
     images, gt_boxes, gt_labels, fmt, autocast, warmup: int, iters: int
 ) -> tuple[float, int]:
     """Seconds per step and parameters of torchvision's SSD300 with its own transform, matcher and loss."""
-    device = images.device
-    ref = torchvision.models.detection.ssd300_vgg16(
-        weights=None, weights_backbone=None, num_classes=NUM_CLASSES + 1
-    ).to(device, memory_format=fmt)
-    ref.train()
-    opt = torch.optim.SGD(ref.parameters(), lr=1e-4, momentum=0.9)
-    ref_images = list(images.unbind(0))
-    targets = [
-        {"boxes": b[lbl > 0] * images.shape[-1], "labels": lbl[lbl > 0]}
-        for b, lbl in zip(gt_boxes, gt_labels, strict=True)
-    ]
-
-    def step():
-        with autocast():
-            losses = ref(ref_images, targets)
-        loss = sum(losses.values())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return time_steps(step, device, warmup, iters), sum(p.numel() for p in ref.parameters())
+    ref = torchvision_reference(images.device, fmt)
+    step = torchvision_train_step(ref, autocast)
+    t = time_steps(lambda: step(images, gt_boxes, gt_labels), images.device, warmup, iters)
+    return t, sum(p.numel() for p in ref.parameters())
 
 
 def main() -> None:
@@ -141,29 +163,20 @@ def main() -> None:
     for variant in a.variants.split(","):
         model = build_detector(ModelConfig(variant=variant, width=a.width), NUM_CLASSES, init_backbone=False)
         model = model.to(device, memory_format=fmt).train()
-        opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-
-        def loss_fn(x, b, lbl, model=model):
-            with autocast():
-                cls, box = model(x)
-                return model.loss(cls, box, b, lbl)["loss"]
-
         entry = {k: describe(model)[k] for k in ("anchors", "params")}
-        runs = {"eager": loss_fn}
+        runs = {"eager": detector_train_step(model, autocast)}
         if a.compile:
-            runs["compiled"] = torch.compile(loss_fn)
-        for mode, fn in runs.items():
-
-            def step(fn=fn, opt=opt):
-                loss = fn(images, gt_boxes, gt_labels)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-
-            t = time_steps(step, device, a.warmup + (2 if mode == "compiled" else 0), a.iters)
+            runs["compiled"] = detector_train_step(model, autocast, {})
+        for mode, step in runs.items():
+            t = time_steps(
+                lambda step=step: step(images, gt_boxes, gt_labels),
+                device,
+                a.warmup + (2 if mode == "compiled" else 0),
+                a.iters,
+            )
             entry[mode] = {"img_per_s": round(a.batch / t, 2), "ratio_vs_torchvision": round(t_ref / t, 2)}
         result["variants"][variant] = entry
-        del model, opt, runs
+        del model, runs
 
     text = json.dumps(result, indent=2)
     print(text)

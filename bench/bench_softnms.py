@@ -25,7 +25,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.detector.model import ModelConfig, build_detector  # noqa: E402
-from pipeline.evaluation.infer import resolve_device  # noqa: E402
 from pipeline.postprocess import PostprocessConfig, postprocess, soft_nms, soft_nms_triton  # noqa: E402
 from tests.postprocess.reference import reference_postprocess  # noqa: E402
 
@@ -73,6 +72,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     args = ap.parse_args()
+    from pipeline.evaluation.infer import resolve_device  # cv2, pyarrow: not needed by the importable helpers
+
     if args.threads:
         torch.set_num_threads(args.threads)
     dev = resolve_device(args.device)
