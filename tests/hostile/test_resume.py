@@ -195,6 +195,21 @@ def test_second_training_into_the_same_folder_is_refused(runs, tmp_path):
     assert [r.split("\t")[1] for r in rows[1:]] == ["1", "2"]
 
 
+def test_busy_folder_is_one_line_from_the_cli(runs, tmp_path):
+    """Another process holds the folder: ``python -m pipeline.detector.train`` says so in
+    one line, exit 2, and writes nothing there."""
+    out = tmp_path / "out"
+    with runstate.exclusive_output(out):
+        proc = subprocess.run([sys.executable, "-m", "pipeline.detector.train", "--train-set", str(runs["a"]),
+                               "--out", str(out), "--device", "cpu"], cwd=Path(__file__).resolve().parents[2],
+                              capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {out}: another training is writing to this folder (pid {os.getpid()}")
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == [runstate.LOCK_FILE]
+
+
 # ---------------------------------------------------------------- SR
 
 
