@@ -195,6 +195,7 @@ def test_second_training_into_the_same_folder_is_refused(runs, tmp_path):
     assert [r.split("\t")[1] for r in rows[1:]] == ["1", "2"]
 
 
+@pytest.mark.slow
 def test_busy_folder_is_one_line_from_the_cli(runs, tmp_path):
     """Another process holds the folder: ``python -m pipeline.detector.train`` says so in
     one line, exit 2, and writes nothing there."""
