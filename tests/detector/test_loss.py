@@ -12,6 +12,7 @@ from pipeline.data.boxes import voc_to_xyxy
 from pipeline.detector.coding import encode
 from pipeline.detector.loss import multibox_loss
 from pipeline.detector.model import ModelConfig, build_detector
+from tests.detector.train_helpers import one_thread
 
 
 def _background_ce(logits: torch.Tensor) -> torch.Tensor:
@@ -86,11 +87,12 @@ def test_loss_decreases_on_real_voc_images(shared_data):
     model = build_detector(ModelConfig(variant="atss", width=0.125), num_classes, init_backbone=False)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
-    for _ in range(5):
-        out = model.loss(*model(images), gt_boxes, gt_labels)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-        losses.append(out["loss"].item())
+    with one_thread():  # 1.6 s CPU; last/first loss 0.33 / 0.30 for seeds 0 / 1 (measured)
+        for _ in range(5):
+            out = model.loss(*model(images), gt_boxes, gt_labels)
+            opt.zero_grad()
+            out["loss"].backward()
+            opt.step()
+            losses.append(out["loss"].item())
     assert all(np.isfinite(losses))
     assert losses[-1] < 0.7 * losses[0], losses

@@ -1,7 +1,10 @@
-"""Shared bits of the training tests: a tiny real set and a VOC AP@0.5 on training images."""
+"""Shared bits of the training tests: a tiny real set, a VOC AP@0.5 on training images and
+a one-thread scope for the CPU-heavy ones."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,23 @@ from pipeline.detector.data import DetectionDataset, collate
 from pipeline.detector.transforms import eval_transform
 
 CLASSES = ["red", "green"]
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread inside the block (the previous count is restored).
+
+    The training tests' convolutions are tiny (width <= 0.125): a second thread gains little,
+    and while other processes share the 2 cores OpenMP's spin-waiting made them far slower —
+    5 Adam steps of test_loss took 26-44 s wall / 12 s CPU on 2 threads vs 2-9 s wall / 1.6-2 s
+    CPU on one (load ~7).  One thread also makes the calibrated numbers below reproducible.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def tiny_records(n: int, size: int = 96, seed: int = 0) -> list[ImageRecord]:
