@@ -16,6 +16,7 @@ from pipeline.cli import run_cli  # noqa: E402
 from pipeline.config import load_params, section  # noqa: E402
 from pipeline.detector.model import ModelConfig  # noqa: E402
 from pipeline.evaluation.config import EvaluateConfig  # noqa: E402
+from pipeline.evaluation.infer import check_evaluation_inputs  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,16 +28,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     params = load_params(args.params)  # a bad param fails here in one line, before a flow run starts
-    section(params, "model", ModelConfig)
+    model_cfg = section(params, "model", ModelConfig)
     section(params, "evaluate", EvaluateConfig)
-    # Prefect loads only now that the params are known to be good
-    from pipeline.flows.evaluate import evaluate_flow
     sets = {}
     for item in args.sets:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             parser.error(f"--set expects NAME=DIR, got {item!r}")
         sets[name] = path
+    # missing sets, another class list, a checkpoint of another model: one line, before a flow run starts
+    check_evaluation_inputs(args.checkpoint, sets, args.reference, model_cfg)
+    # Prefect loads only now that the params and inputs are known to be good
+    from pipeline.flows.evaluate import evaluate_flow
     metrics = evaluate_flow(checkpoint=args.checkpoint, sets=sets, reference=args.reference, out=args.out,
                             params_file=args.params)
     for key in sorted(k for k in metrics if k.endswith(".map")):

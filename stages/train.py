@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 from pipeline.cli import run_cli  # noqa: E402
 from pipeline.config import load_params, section  # noqa: E402
+from pipeline.data.schema import read_records  # noqa: E402
 from pipeline.detector.model import ModelConfig  # noqa: E402
 from pipeline.detector.train import TrainConfig  # noqa: E402
 
@@ -29,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(args.params)  # a bad param fails here in one line, before a flow run starts
     section(params, "model", ModelConfig)
     section(params, "train", TrainConfig)
-    # Prefect loads only now that the params are known to be good
+    read_records(args.train_set)  # a missing or unreadable train set fails in one line, before a flow run starts
+    # Prefect loads only now that the params and the set are known to be good
     from pipeline.flows.train import train_flow
     print(train_flow(train_set=args.train_set, out=args.out, params_file=args.params, device=args.device))
     return 0

@@ -65,6 +65,10 @@ class SchemaError(PipelineError, ValueError):
     """An annotation table violates the contract; the message names file and problem."""
 
 
+class MissingTableError(SchemaError, FileNotFoundError):
+    """A set folder has no annotation table."""
+
+
 @dataclass
 class ImageRecord:
     """All objects of one image, as arrays.
@@ -226,7 +230,7 @@ def read_table(path: str | os.PathLike[str]) -> pa.Table:
     """Read and validate an annotation table; errors name the file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"annotation table not found: {path}")
+        raise MissingTableError(f"annotation table not found: {path}")
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files

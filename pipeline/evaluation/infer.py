@@ -20,9 +20,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pipeline.data.images import read_image
-from pipeline.data.schema import ImageRecord, images_dir, read_records
+from pipeline.data.schema import ImageRecord, SchemaError, images_dir, read_records
 from pipeline.paths import inside
 from pipeline.postprocess import Detections, PostprocessConfig, postprocess
+from pipeline.runstate import CheckpointError
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -131,16 +132,63 @@ def predict_set(
     return predict_set_multi(model, set_dir, {"_": cfg}, split, batch_size, device, num_workers)["_"]
 
 
-def load_model_for_eval(checkpoint: str | os.PathLike[str], model_cfg, num_classes: int) -> nn.Module:  # noqa: ANN001
+def load_model_for_eval(checkpoint: str | os.PathLike[str], model_cfg, classes: int | list[str]) -> nn.Module:  # noqa: ANN001
     """Build the *configured* detector (params ``model``) and load ``checkpoint`` into it.
 
     A checkpoint trained for another variant/config raises
     :class:`pipeline.detector.checkpoint.CheckpointMismatchError` naming both sides,
-    rather than silently evaluating a different model than params.yaml says.
+    rather than silently evaluating a different model than params.yaml says.  Given the
+    set's class names, the checkpoint's recorded names must equal them in order
+    (:func:`check_class_names`).
     """
     from pipeline.detector.checkpoint import load_weights_into
     from pipeline.detector.model import build_detector
 
+    num_classes = classes if isinstance(classes, int) else len(classes)
     model = build_detector(model_cfg, num_classes, init_backbone=False)
-    load_weights_into(model, checkpoint)
+    extra = load_weights_into(model, checkpoint)
+    if not isinstance(classes, int):
+        check_class_names(extra.get("classes"), classes, f"{checkpoint}")
     return model.eval()
+
+
+def check_evaluation_inputs(checkpoint: str | os.PathLike[str], sets: Mapping[str, str | os.PathLike[str]],
+                            reference: str | os.PathLike[str], model_cfg) -> None:  # noqa: ANN001
+    """Fail fast, before any flow run starts, on what would stop the evaluation later.
+
+    Every set and the reference must hold a readable annotation table with the same class
+    list, and the checkpoint must load into the configured model with those class names.
+    """
+    classes = read_records(reference)[1]
+    for name, set_dir in sets.items():
+        if not Path(set_dir).is_dir():
+            raise SchemaError(f"evaluation set {name!r} not found: {set_dir}")
+        theirs = read_records(set_dir)[1]
+        if theirs != classes:
+            raise SchemaError(f"evaluation set {name!r} ({set_dir}) has classes {theirs}, "
+                              f"the reference {reference} has {classes}")
+    if not Path(checkpoint).is_file():
+        raise CheckpointError(f"checkpoint not found: {checkpoint}")
+    load_model_for_eval(checkpoint, model_cfg, classes)
+
+
+def check_class_names(trained: list[str] | None, evaluated: list[str], where: str) -> None:
+    """Refuse to score a model whose class list differs from the set's, in names or order.
+
+    Only the class *count* used to be compared, so a set with the same classes in another
+    order was scored with every label swapped.  A checkpoint that records no names
+    (written by hand, older format) is refused too: its labels cannot be checked.
+    """
+    from pipeline.detector.checkpoint import CheckpointMismatchError
+
+    if trained is None:
+        raise CheckpointMismatchError(f"{where}: the checkpoint records no class names; cannot check them "
+                                      f"against the set's {len(evaluated)} classes")
+    trained = list(trained)
+    if trained == list(evaluated):
+        return
+    if len(trained) != len(evaluated):
+        raise CheckpointMismatchError(f"{where}: trained on {len(trained)} classes, the set has {len(evaluated)}")
+    i = next(i for i, (a, b) in enumerate(zip(trained, evaluated, strict=True)) if a != b)
+    raise CheckpointMismatchError(f"{where}: class {i} is {trained[i]!r} in the checkpoint but {evaluated[i]!r} in "
+                                  "the set (same names in another order, or other classes)")

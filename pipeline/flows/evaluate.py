@@ -38,7 +38,7 @@ def predict(set_name: str, set_dir: str, checkpoint: str, model_params: dict, ev
     """Detections of every configured method on one set (set pixel frame)."""
     model_cfg, eval_cfg = ModelConfig(**model_params), _eval_cfg(eval_params)
     classes = read_records(set_dir)[1]
-    model = load_model_for_eval(checkpoint, model_cfg, len(classes))
+    model = load_model_for_eval(checkpoint, model_cfg, classes)
     get_run_logger().info("predicting %s (%s)", set_name, set_dir)
     return predict_set_multi(model, set_dir, eval_cfg.method_configs(), eval_cfg.split, eval_cfg.batch_size,
                              eval_cfg.device, eval_cfg.num_workers, progress=True)
@@ -55,7 +55,7 @@ def score(checkpoint: str, sets: dict[str, str], reference: str, out: str, model
           eval_params: dict, predictions: dict) -> dict[str, float]:
     model_cfg, cfg = ModelConfig(**model_params), _eval_cfg(eval_params)
     classes = read_records(reference)[1]
-    model = load_model_for_eval(checkpoint, model_cfg, len(classes))
+    model = load_model_for_eval(checkpoint, model_cfg, classes)
     metrics = evaluate_matrix(
         model, sets, reference, cfg.method_configs(), out, split=cfg.split, batch_size=cfg.batch_size,
         device=cfg.device, num_workers=cfg.num_workers, coco_backend=cfg.coco_backend,

@@ -13,6 +13,7 @@ from torch import nn
 from pipeline.data.images import ImageError
 from pipeline.data.schema import ImageRecord, images_dir, read_records
 from pipeline.detector.model import ModelConfig, build_detector
+from pipeline.errors import PipelineError
 from pipeline.evaluation.infer import predict_set
 from pipeline.evaluation.matrix import METRIC_KEYS, evaluate_matrix
 from pipeline.evaluation.results import read_results
@@ -192,9 +193,56 @@ def test_checkpoint_of_other_variant_is_rejected(tmp_path):
 
     ckpt = tmp_path / "model.pt"
     save_detector(
-        ckpt, build_detector(ModelConfig(variant="shallow", width=0.125), num_classes=2, init_backbone=False)
+        ckpt, build_detector(ModelConfig(variant="shallow", width=0.125), num_classes=2, init_backbone=False),
+        extra={"classes": ["cat", "dog"]},
     )
     with pytest.raises(CheckpointMismatchError, match="'shallow'.*'ssd'"):
-        load_model_for_eval(ckpt, ModelConfig(variant="ssd", width=0.125), num_classes=2)
-    model = load_model_for_eval(ckpt, ModelConfig(variant="shallow", width=0.125), num_classes=2)
+        load_model_for_eval(ckpt, ModelConfig(variant="ssd", width=0.125), classes=2)
+    model = load_model_for_eval(ckpt, ModelConfig(variant="shallow", width=0.125), classes=["cat", "dog"])
     assert model.config.variant == "shallow"
+
+
+@pytest.mark.parametrize(
+    ("set_classes", "message"),
+    [
+        (["dog", "cat"], r"class 0 is 'cat' in the checkpoint but 'dog' in the set"),
+        (["cat", "bird"], r"class 1 is 'dog' in the checkpoint but 'bird' in the set"),
+        (["cat", "dog", "bird"], r"trained on 2 classes, the set has 3"),
+    ],
+)
+def test_checkpoint_classes_must_match_the_set_in_name_and_order(tmp_path, set_classes, message):
+    from pipeline.detector.checkpoint import CheckpointMismatchError, save_detector
+    from pipeline.evaluation.infer import check_class_names, load_model_for_eval
+
+    cfg = ModelConfig(variant="ssd", width=0.125)
+    ckpt = tmp_path / "model.pt"
+    save_detector(ckpt, build_detector(cfg, num_classes=2, init_backbone=False), extra={"classes": ["cat", "dog"]})
+    with pytest.raises(CheckpointMismatchError, match=message):
+        check_class_names(["cat", "dog"], set_classes, str(ckpt))
+    if len(set_classes) == 2:
+        with pytest.raises(CheckpointMismatchError, match=message):
+            load_model_for_eval(ckpt, cfg, classes=set_classes)
+    unnamed = tmp_path / "unnamed.pt"
+    save_detector(unnamed, build_detector(cfg, num_classes=2, init_backbone=False))
+    with pytest.raises(CheckpointMismatchError, match="records no class names"):
+        load_model_for_eval(unnamed, cfg, classes=["cat", "dog"])
+
+
+def test_inputs_are_checked_before_the_evaluation_starts(sets, tmp_path):
+    """A checkpoint trained with the classes in another order is refused, not scored with swapped labels."""
+    from pipeline.detector.checkpoint import CheckpointMismatchError, save_detector
+    from pipeline.evaluation.infer import check_evaluation_inputs
+    from pipeline.runstate import CheckpointError
+
+    cfg = ModelConfig(variant="ssd", width=0.125)
+    model = build_detector(cfg, num_classes=2, init_backbone=False)
+    good, swapped = tmp_path / "good.pt", tmp_path / "swapped.pt"
+    save_detector(good, model, extra={"classes": CLASSES})
+    save_detector(swapped, model, extra={"classes": CLASSES[::-1]})
+    check_evaluation_inputs(good, sets, sets["hr"], cfg)
+    with pytest.raises(CheckpointMismatchError, match="class 0 is 'cat' in the checkpoint but 'bottle'"):
+        check_evaluation_inputs(swapped, sets, sets["hr"], cfg)
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        check_evaluation_inputs(tmp_path / "none.pt", sets, sets["hr"], cfg)
+    with pytest.raises(PipelineError, match="'sr' not found"):
+        check_evaluation_inputs(good, {**sets, "sr": tmp_path / "nowhere"}, sets["hr"], cfg)
