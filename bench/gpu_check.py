@@ -408,8 +408,8 @@ def _free(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def _time_step(step: Callable, feed: Iterator, dev: torch.device, plan: Plan, budget: float) -> Timing:
-    return time_calls(lambda: step(*next(feed)), dev, plan.iters, plan.warmup, budget)
+def _time_step(step: Callable, feed: Iterator, dev: torch.device, iters: int, warmup: int, budget: float) -> Timing:
+    return time_calls(lambda: step(*next(feed)), dev, iters, warmup, budget)
 
 
 def part_train(run: Run, entry: dict, clock: Clock) -> None:
@@ -433,8 +433,8 @@ def part_train(run: Run, entry: dict, clock: Clock) -> None:
     def ref_autocast() -> contextlib.AbstractContextManager:
         return autocast(plan.reference_amp)
 
-    def measure(make_step: Callable, batch: int, budget: float) -> Timing:
-        t = _time_step(make_step(), uint8_batches(batch, dev), dev, plan, budget)
+    def measure(make_step: Callable, batch: int, budget: float, warmup: int = plan.warmup) -> Timing:
+        t = _time_step(make_step(), uint8_batches(batch, dev), dev, plan.iters, warmup, budget)
         _free(dev)  # the step (model, optimizer, compiled graph) is gone with _time_step's frame
         return t
 
@@ -463,6 +463,7 @@ def part_train(run: Run, entry: dict, clock: Clock) -> None:
     if plan.compile_backend is None:
         entry["compile"] = SMOKE_COMPILE
         return
+    entry["compile"] = f"torch.compile(forward + loss, backend={plan.compile_backend!r}, dynamic=False)"
     units = [(v, b) for v in plan.variants[:1] for b in plan.train_batches]
     units += [(v, b) for b in plan.train_batches for v in plan.variants[1:]]
     cost = plan.compile_estimate_s
@@ -475,7 +476,7 @@ def part_train(run: Run, entry: dict, clock: Clock) -> None:
         torch._dynamo.reset()  # fresh caches: no recompile limit carried over from the last model
         kwargs = {"backend": plan.compile_backend, "dynamic": False}
         t = measure(lambda v=v, kwargs=kwargs: detector_train_step(model(v), autocast, kwargs), b,
-                    max(1.0, clock.left() - cost * (len(units) - i - 1)))
+                    max(1.0, clock.left() - cost * (len(units) - i - 1)), warmup=max(1, plan.warmup))  # compile: never timed
         cost = max(cost if i else 0.0, t.first_call_s)
         run.row("train", f"{v} compiled, batch {b}", t.rate(b), "img/s", "torchvision ssd300_vgg16", reference[b],
                 target=f">= {TARGETS['train']:g}x torchvision", met=t.rate(b) / reference[b] >= TARGETS["train"],
