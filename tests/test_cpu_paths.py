@@ -4,8 +4,9 @@ Covered elsewhere, not repeated here: the fused Triton Soft-NMS kernel under Tri
 interpreter (tests/postprocess/test_soft_nms_fused.py, and the --smoke run in
 tests/bench/test_gpu_check.py), DDP with two processes on gloo
 (tests/detector/test_ddp.py).  Here: bf16 autocast with channels-last through the
-detector's training step and inference path, ``torch.compile`` (the smallest module),
-and the pinned-memory DataLoader recipe.
+detector's training step and inference path, the training loop itself with its CUDA
+options (bf16 / fp16 + GradScaler autocast, channels-last) via ``cuda_options_on_cpu``,
+``torch.compile`` (the smallest module), and the pinned-memory DataLoader recipe.
 """
 
 from __future__ import annotations
@@ -99,3 +100,22 @@ def test_pinned_memory_loader_on_cpu_gives_the_same_batches(make_set, workers: i
     for a, b in zip(batches[False], batches[True], strict=True):
         assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
         assert a[0].dtype == torch.float32 and a[0].is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_training_loop_runs_its_cuda_options_on_the_cpu(make_set, tmp_path, amp: str) -> None:
+    """The loop itself under autocast (bf16; fp16 with its GradScaler) and channels-last, then an exact resume."""
+    from pipeline.detector.train import TrainConfig, train
+
+    set_dir = make_set(tiny_records(4), CLASSES)
+    cfg = TrainConfig(batch_size=2, steps=2, lr=0.01, warmup_steps=0, num_workers=0, log_every=1,
+                      checkpoint_every=1, augmentation="none", amp=amp, channels_last=True)
+    model_cfg = ModelConfig(width=0.0625, batch_norm=True)
+    out = tmp_path / "run"
+    result = train(model_cfg, cfg, set_dir, out, device="cpu", progress=False, cuda_options_on_cpu=True)
+    assert len(result.history) == 2 and all(torch.isfinite(torch.tensor(h["loss"])) for h in result.history)
+    state = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    assert state["fingerprint"]["params"]["run.cuda_options"] is True
+    # a plain CPU run differs in what determines the result, so it must not resume this checkpoint
+    plain = train(model_cfg, cfg, set_dir, out, device="cpu", progress=False)
+    assert [h["step"] for h in plain.history][0] == 1

@@ -76,7 +76,7 @@ class TrainConfig:
     ``batch_size`` is global: DDP splits it over the ranks (it must divide evenly), so
     the learning rate means the same for any number of processes.  Exactly one of
     ``steps``/``epochs`` is set.  ``amp``, ``channels_last`` and ``compile`` apply on
-    CUDA only and are ignored on CPU.  ``num_workers``: DataLoader worker processes,
+    CUDA only and are ignored on CPU (unless ``train(cuda_options_on_cpu=True)``).  ``num_workers``: DataLoader worker processes,
     ``null`` = auto (cores per local rank - 1), 0 = load in the training process.
     """
 
@@ -162,7 +162,7 @@ class LrSchedule:
 
 
 def fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, dataset: DetectionDataset, out: Path,
-                world_size: int = 1, device: str = "cpu") -> dict[str, Any]:
+                world_size: int = 1, device: str = "cpu", cuda_options: bool = False) -> dict[str, Any]:
     """What must match for a checkpoint to resume this run (see :mod:`pipeline.runstate`):
     model and train params, the process layout and device type, the classes, annotations
     and image bytes of the split used, the backbone weights file and the code version."""
@@ -170,7 +170,7 @@ def fingerprint(model_cfg: ModelConfig, cfg: TrainConfig, dataset: DetectionData
     state = HashState(out / CHECKPOINT.parent / HASH_STATE_FILE)
     data = data_hash(records, [images_dir(dataset.set_dir) / r.file_name for r in records], state)
     params = {"model": asdict(model_cfg), "train": asdict(cfg), "data": {"classes": list(dataset.classes)},
-              "run": {"world_size": world_size, "device": device}}
+              "run": {"world_size": world_size, "device": device, "cuda_options": cuda_options}}
     return runstate.fingerprint(params, data, {"model.backbone_weights": model_cfg.backbone_weights})
 
 
@@ -205,6 +205,7 @@ def train(
     resume: bool = True,
     progress: bool = True,
     on_log: Callable[[dict[str, float], int], None] | None = None,
+    cuda_options_on_cpu: bool = False,
 ) -> TrainResult:
     """Train ``build_detector(model_cfg)`` on split ``train_cfg.split`` of ``train_set_dir``.
 
@@ -218,12 +219,15 @@ def train(
             and log why in one line.
         on_log: also called with every logged row and step on rank 0 (e.g. to echo
             progress into a Prefect run log), in addition to ``logger``.
+        cuda_options_on_cpu: apply ``amp``, ``channels_last`` and ``compile`` on the CPU
+            too, so the GPU code paths run (and are tested) without a GPU; slow on CPU.
 
     Raises:
         RunBusyError: another training holds ``out_dir`` (``<out>/.train.lock``).
     """
     with runstate.exclusive_output(out_dir) if ddp_utils.env_info().is_main else contextlib.nullcontext():
-        return _train(model_cfg, train_cfg, train_set_dir, out_dir, logger, device, resume, progress, on_log)
+        return _train(model_cfg, train_cfg, train_set_dir, out_dir, logger, device, resume, progress, on_log,
+                      cuda_options_on_cpu)
 
 
 def _train(
@@ -236,18 +240,20 @@ def _train(
     resume: bool,
     progress: bool,
     on_log: Callable[[dict[str, float], int], None] | None,
+    cuda_options_on_cpu: bool,
 ) -> TrainResult:
     cfg = train_cfg
     out = Path(out_dir)
     device = ddp_utils.local_device(device)
     dist = ddp_utils.setup(device)
     cuda = device.type == "cuda"
+    accel = cuda or cuda_options_on_cpu  # where amp / channels_last / compile apply
     if cfg.batch_size % dist.world_size:
         raise ValueError(f"train.batch_size={cfg.batch_size} is not divisible by the {dist.world_size} DDP processes")
     per_rank = cfg.batch_size // dist.world_size
-    use_amp = cuda and cfg.amp != "none"
+    use_amp = accel and cfg.amp != "none"
     amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
-    channels_last = cuda and cfg.channels_last
+    channels_last = accel and cfg.channels_last
 
     seed_everything(cfg.seed)
     transform = build_transform(cfg.augmentation, model_cfg.input_size)
@@ -280,7 +286,7 @@ def _train(
 
     ckpt_path = out / CHECKPOINT
     model_path = out / MODEL_FILE
-    fp = fingerprint(model_cfg, cfg, dataset, out, dist.world_size, device.type)
+    fp = fingerprint(model_cfg, cfg, dataset, out, dist.world_size, device.type, accel)
     parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
     state = _resume(ckpt_path, fp, parts) if resume else None
     step = int(state["step"]) if state else 0
@@ -291,7 +297,7 @@ def _train(
     net: nn.Module = model
     if dist.enabled:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-    if cfg.compile and cuda:
+    if cfg.compile and accel:
         net = torch.compile(net)
     own_logger = logger is None or not dist.is_main
     if not dist.is_main:
