@@ -61,3 +61,18 @@ def dask_cluster() -> Iterator[str]:
     ) as cluster:
         yield cluster.scheduler_address
 
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory) -> Iterator[str]:
+    """One real Prefect server on 127.0.0.1 (own PREFECT_HOME, random free port) for the session;
+    yields its API URL.  Starting it once replaces the ephemeral server every flow subprocess
+    (Prefect flows, DVC stages that run one) would otherwise start for itself; it is stopped at
+    the end of the session.  Imported lazily: most tests never need Prefect."""
+    from pipeline.flows.server import launch
+
+    root = tmp_path_factory.mktemp("prefect-server")
+    server = launch(home=root / "home", cwd=root, timeout=120)
+    try:
+        yield server.url
+    finally:
+        server.stop()

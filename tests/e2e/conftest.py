@@ -71,7 +71,9 @@ class Project:
         path.write_text(yaml.safe_dump(deep_merge(params, overrides), sort_keys=False))
 
 
-def copy_project(dst: Path, overrides: dict | None = None) -> Project:
+def copy_project(dst: Path, overrides: dict | None = None, api_url: str | None = None) -> Project:
+    """Copy the project to ``dst`` with TINY params; flows report to ``api_url`` (a running server)
+    when given, else each flow process starts Prefect's ephemeral server."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO_ROOT, capture_output=True,
                            text=True, check=True).stdout.split()
     for rel in files:
@@ -80,6 +82,8 @@ def copy_project(dst: Path, overrides: dict | None = None) -> Project:
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / rel)
     proj = Project(dst)
+    if api_url:
+        proj.env["PREFECT_API_URL"] = api_url
     proj.set_params(deep_merge(TINY, overrides or {}))
     proj.run("git", "init", "-q")
     proj.run("git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
@@ -88,5 +92,5 @@ def copy_project(dst: Path, overrides: dict | None = None) -> Project:
 
 
 @pytest.fixture
-def project(tmp_path) -> Project:
-    return copy_project(tmp_path / "proj")
+def project(tmp_path, prefect_server) -> Project:
+    return copy_project(tmp_path / "proj", api_url=prefect_server)

@@ -25,8 +25,8 @@ def _start(proj, home, wait):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_two_runs_at_once_serialise_and_leave_consistent_outputs(tmp_path):
-    proj = copy_project(tmp_path / "proj")
+def test_two_runs_at_once_serialise_and_leave_consistent_outputs(tmp_path, prefect_server):
+    proj = copy_project(tmp_path / "proj", api_url=prefect_server)
     first = _start(proj, tmp_path / "h1", wait=600)
     second = _start(proj, tmp_path / "h2", wait=600)
     results = []
@@ -47,8 +47,8 @@ def test_two_runs_at_once_serialise_and_leave_consistent_outputs(tmp_path):
     assert all((proj.root / "data/sets/lr/images" / r.file_name).is_file() for r in lr)
 
 
-def test_a_run_that_cannot_get_the_lock_is_skipped_cleanly(tmp_path):
-    proj = copy_project(tmp_path / "proj")
+def test_a_run_that_cannot_get_the_lock_is_skipped_cleanly(tmp_path, prefect_server):
+    proj = copy_project(tmp_path / "proj", api_url=prefect_server)
     with run_lock(proj.root / ".dvc/tmp/repro-flow.lock") as held:
         assert held
         p = _start(proj, tmp_path / "h", wait=0)

@@ -1,17 +1,14 @@
 """Prefect test isolation: every flow runs in a subprocess with its own PREFECT_HOME;
-``prefect_server`` is one real server on 127.0.0.1 that those subprocesses can share."""
+they can share the session's ``prefect_server`` (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from pipeline.flows.server import launch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,16 +46,3 @@ def run_py(tmp_path):
         return proc.stdout
 
     return _run
-
-
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory) -> Iterator[str]:
-    """One real Prefect server on 127.0.0.1 (own PREFECT_HOME, random free port) for the session;
-    yields its API URL.  Starting it once replaces the ephemeral server every flow subprocess
-    would otherwise start for itself; it is stopped at the end of the session."""
-    root = tmp_path_factory.mktemp("prefect-server")
-    server = launch(home=root / "home", cwd=root, timeout=120)
-    try:
-        yield server.url
-    finally:
-        server.stop()

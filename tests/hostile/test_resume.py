@@ -272,7 +272,7 @@ def test_sr_unchanged_rerun_resumes(sr_interrupted, caplog):
 
 
 @pytest.mark.slow
-def test_dvc_repro_killed_during_train_resumes_from_its_checkpoint(tmp_path):
+def test_dvc_repro_killed_during_train_resumes_from_its_checkpoint(tmp_path, prefect_server):
     """A real ``dvc repro`` killed (SIGKILL, the whole process group) once the first
     checkpoint exists: the next ``dvc repro`` keeps the checkpoint (``persist: true``) and
     the training continues from it to the end."""
@@ -280,7 +280,8 @@ def test_dvc_repro_killed_during_train_resumes_from_its_checkpoint(tmp_path):
 
     steps = 6
     proj = copy_project(tmp_path / "proj", {"model": {"width": 0.0625},
-                                            "train": {"steps": steps, "checkpoint_every": 2, "log_every": 2}})
+                                            "train": {"steps": steps, "checkpoint_every": 2, "log_every": 2}},
+                        api_url=prefect_server)
     proj.dvc("repro", "ingest")
     ckpt = proj.root / "data/models/detector" / CKPT
     log = tmp_path / "killed_repro.log"
