@@ -167,18 +167,34 @@ def _match_image(
     return out
 
 
-def evaluate_voc(
+@dataclass
+class MatchTable:
+    """Every detection of a set matched once against the ground truth (VOC rule, one IoU and area range).
+
+    Per class: the detections still counted (ignored ones dropped), in the final rank order, as their
+    image index and TP flag; and per image the number of counted ground-truth objects of each class.
+    AP for any weighting of the images (a bootstrap resample) follows without re-matching
+    (:func:`class_aps`).
+    """
+
+    classes: list[str]
+    image_ids: list[str]
+    det_image: list[np.ndarray]  # per class: (k,) int64 image index, rank order
+    det_tp: list[np.ndarray]  # per class: (k,) bool
+    npos: np.ndarray  # (n_images, n_classes) int64
+
+
+def match_detections(
     records: Sequence[ImageRecord],
     detections: Mapping[str, object],
     classes: Sequence[str],
     iou_threshold: float = 0.5,
     area_range: str = "all",
-) -> VocResult:
-    """VOC AP per class for ``detections`` (image_id -> boxes/scores/labels) against ``records``.
+) -> MatchTable:
+    """Match ``detections`` (image_id -> boxes/scores/labels) to ``records`` in the same pixel frame.
 
-    Both must be in the same pixel frame.  Images without an entry in
-    ``detections`` have no detections; detections of images not in ``records``
-    raise ``KeyError``.
+    Images without an entry in ``detections`` have no detections; detections of images not in
+    ``records`` raise ``KeyError``.
     """
     lo, hi = AREA_RANGES[area_range]
     known = {r.image_id for r in records}
@@ -188,12 +204,13 @@ def evaluate_voc(
     nc = len(classes)
     scores: list[list[np.ndarray]] = [[] for _ in range(nc)]
     flags: list[list[np.ndarray]] = [[] for _ in range(nc)]
-    npos = np.zeros(nc, dtype=np.int64)
-    for r in records:
+    images: list[list[np.ndarray]] = [[] for _ in range(nc)]
+    npos = np.zeros((len(records), nc), dtype=np.int64)
+    for i, r in enumerate(records):
         gt_area = r.object_areas()
         gt_ign_all = r.difficult | r.iscrowd | (gt_area < lo) | (gt_area >= hi)
         d = ImageDetections.of(detections[r.image_id]) if r.image_id in detections else None
-        npos += np.bincount(r.labels[~gt_ign_all], minlength=nc)[:nc]
+        npos[i] = np.bincount(r.labels[~gt_ign_all], minlength=nc)[:nc]
         if d is None or d.scores.size == 0:
             continue
         if (d.labels < 0).any() or (d.labels >= nc).any():
@@ -212,21 +229,50 @@ def evaluate_voc(
             )
             scores[c].append(d.scores[sel])
             flags[c].append(f)
-    ap = np.full(nc, np.nan)
-    ap07 = np.full(nc, np.nan)
-    curves = []
+            images[c].append(np.full(sel.size, i, dtype=np.int64))
+    det_image, det_tp = [], []
     for c in range(nc):
         s = np.concatenate(scores[c]) if scores[c] else np.zeros(0)
         f = np.concatenate(flags[c]) if flags[c] else np.zeros(0, np.int8)
+        im = np.concatenate(images[c]) if images[c] else np.zeros(0, np.int64)
         order = np.argsort(-s, kind="stable")
-        f = f[order]
-        f = f[f >= 0]
-        tp = np.cumsum(f == 1)
-        fp = np.cumsum(f == 0)
-        rec = tp / npos[c] if npos[c] > 0 else np.zeros_like(tp, dtype=np.float64)
-        prec = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
-        curves.append(ClassCurve(rec.astype(np.float64), prec.astype(np.float64), int(npos[c])))
-        if npos[c] > 0:
-            ap[c] = voc_ap(rec, prec, "all")
-            ap07[c] = voc_ap(rec, prec, "11")
+        f, im = f[order], im[order]
+        keep = f >= 0
+        det_image.append(im[keep])
+        det_tp.append(f[keep] == 1)
+    return MatchTable(list(classes), [r.image_id for r in records], det_image, det_tp, npos)
+
+
+def class_curve(table: MatchTable, c: int) -> ClassCurve:
+    """The ranked PR curve of class ``c`` (all images weighted once)."""
+    tp = np.cumsum(table.det_tp[c])
+    fp = np.cumsum(~table.det_tp[c])
+    npos = int(table.npos[:, c].sum())
+    rec = tp / npos if npos > 0 else np.zeros_like(tp, dtype=np.float64)
+    prec = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+    return ClassCurve(rec.astype(np.float64), prec.astype(np.float64), npos)
+
+
+def evaluate_voc(
+    records: Sequence[ImageRecord],
+    detections: Mapping[str, object],
+    classes: Sequence[str],
+    iou_threshold: float = 0.5,
+    area_range: str = "all",
+) -> VocResult:
+    """VOC AP per class for ``detections`` (image_id -> boxes/scores/labels) against ``records``.
+
+    Both must be in the same pixel frame.  Images without an entry in
+    ``detections`` have no detections; detections of images not in ``records``
+    raise ``KeyError``.
+    """
+    table = match_detections(records, detections, classes, iou_threshold, area_range)
+    nc = len(classes)
+    ap = np.full(nc, np.nan)
+    ap07 = np.full(nc, np.nan)
+    curves = [class_curve(table, c) for c in range(nc)]
+    for c, curve in enumerate(curves):
+        if curve.npos > 0:
+            ap[c] = voc_ap(curve.recall, curve.precision, "all")
+            ap07[c] = voc_ap(curve.recall, curve.precision, "11")
     return VocResult(list(classes), ap, ap07, curves)
