@@ -204,7 +204,7 @@ def train(
     device: str | torch.device | None = None,
     resume: bool = True,
     progress: bool = True,
-    on_log: Callable[[dict[str, float], int], None] | None = None,
+    on_log: Callable[[dict[str, float], int, int], None] | None = None,
     cuda_options_on_cpu: bool = False,
 ) -> TrainResult:
     """Train ``build_detector(model_cfg)`` on split ``train_cfg.split`` of ``train_set_dir``.
@@ -217,7 +217,7 @@ def train(
         resume: continue from ``<out>/checkpoints/last.pt`` when its fingerprint matches
             this run (params, data content, code; :func:`fingerprint`), else start fresh
             and log why in one line.
-        on_log: also called with every logged row and step on rank 0 (e.g. to echo
+        on_log: also called with every logged row, step and total steps on rank 0 (e.g. to echo
             progress into a Prefect run log), in addition to ``logger``.
         cuda_options_on_cpu: apply ``amp``, ``channels_last`` and ``compile`` on the CPU
             too, so the GPU code paths run (and are tested) without a GPU; slow on CPU.
@@ -239,7 +239,7 @@ def _train(
     device: str | torch.device | None,
     resume: bool,
     progress: bool,
-    on_log: Callable[[dict[str, float], int], None] | None,
+    on_log: Callable[[dict[str, float], int, int], None] | None,
     cuda_options_on_cpu: bool,
 ) -> TrainResult:
     cfg = train_cfg
@@ -354,7 +354,7 @@ def _train(
                         raise FloatingPointError(f"non-finite loss {row} at step {step}; lower train.lr or set train.grad_clip")
                     logger.log(row, step)
                     if on_log is not None and dist.is_main:
-                        on_log(row, step)
+                        on_log(row, step, total)
                     history.append({"step": step, **row})
                     bar.set_postfix(loss=f"{mean[0]:.3f}", lr=f"{lr:.2e}")
                     window.zero_()

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -83,6 +84,20 @@ def _load(backend: Backend) -> tuple[Any, Any]:
     raise ValueError(f"unknown COCO backend {backend!r} (expected 'pycocotools' or 'faster')")
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Keep the backends' summary tables out of every log: pycocotools ``print``s them,
+    faster-coco-eval sends them (and its progress) to its ``logging`` logger at INFO."""
+    fce = logging.getLogger("faster_coco_eval")
+    level = fce.level
+    fce.setLevel(max(level, logging.WARNING))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        fce.setLevel(level)
+
+
 def coco_evaluate(
     gt: Mapping[str, Any], results: list[dict[str, Any]], backend: Backend = "faster"
 ) -> dict[str, float]:
@@ -101,7 +116,7 @@ def coco_evaluate(
         truth (pycocotools' convention).
     """
     coco_cls, eval_cls = _load(backend)
-    with contextlib.redirect_stdout(io.StringIO()):
+    with _quiet():
         coco_gt = coco_cls()
         coco_gt.dataset = {**gt, "annotations": [dict(a) for a in gt["annotations"]]}
         coco_gt.createIndex()

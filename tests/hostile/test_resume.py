@@ -170,7 +170,7 @@ def test_second_training_into_the_same_folder_is_refused(runs, tmp_path):
     started, release = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 
-    def hold(row: dict, step: int) -> None:
+    def hold(row: dict, step: int, total: int) -> None:
         if step == 1:
             started.set()
             release.wait(60)
