@@ -19,8 +19,10 @@ estimate.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -133,3 +135,39 @@ def intervals(
         raise KeyError(f"paired interval names unknown result(s): {', '.join(missing)}")
     paired = {k: paired_interval(tables[a], tables[b], weights, level) for k, (a, b) in pairs.items()}
     return single, paired
+
+
+def images_digest(image_ids: list[str]) -> str:
+    """A short digest of the test image list, in order (runs are only paired on the same list)."""
+    return hashlib.sha256("\n".join(image_ids).encode()).hexdigest()[:16]
+
+
+def samples_document(
+    tables: Mapping[str, MatchTable], resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = 0.95
+) -> dict[str, Any]:
+    """Per result key (e.g. ``hr.nms.map``) its point mAP, interval and per-resample mAPs, for later pairing.
+
+    Written by the evaluation as ``bootstrap.json``; a study pairs runs through it (same images, same
+    resample seed ⇒ the same resamples in every run).
+    """
+    if not tables:
+        raise ValueError("no results to bootstrap")
+    ids = next(iter(tables.values())).image_ids
+    if any(t.image_ids != ids for t in tables.values()):
+        raise ValueError("every result must cover the same test images in the same order")
+    weights = image_weights(len(ids), resamples, seed)
+    ones = np.ones((1, len(ids)))
+    doc: dict[str, Any] = {"resamples": resamples, "seed": seed, "level": level, "n_images": len(ids),
+                           "images": images_digest(ids), "results": {}}
+    for key, table in tables.items():
+        samples = weighted_map(table, weights)
+        point = float(weighted_map(table, ones)[0])
+        lo, hi = _percentile(samples, level)
+        doc["results"][key] = {**Interval(point, lo, hi, level).as_dict(),
+                               "samples": [None if not np.isfinite(x) else round(float(x), 5) for x in samples]}
+    return doc
+
+
+def document_samples(doc: Mapping[str, Any], key: str) -> np.ndarray:
+    """The per-resample values of ``key`` from a :func:`samples_document` (NaN where undefined)."""
+    return np.array([np.nan if x is None else x for x in doc["results"][key]["samples"]], dtype=np.float64)

@@ -1,0 +1,73 @@
+"""``python -m pipeline.study``: run the variant × seed grid as DVC experiments and report its effects.
+
+    python -m pipeline.study --variants ssd shallow fem atss mdssd --seeds 3 [-S key=value ...]
+    python -m pipeline.study --variants ssd shallow --seeds 2 --report-only   # re-read finished runs
+
+Run it in a clone whose baseline (``dvc repro``) is committed: the queue bases every run on HEAD.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from pipeline.cli import run_cli
+from pipeline.errors import PipelineError
+from pipeline.study.effects import RunResult, study_effects
+from pipeline.study.grid import BOOTSTRAP_FILE, experiment_refs, grid, queue_and_run, read_json_at
+from pipeline.study.report import write_study
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m pipeline.study", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--variants", nargs="+", default=["ssd", "shallow", "fem", "atss", "mdssd"],
+                   help="model.variant values; the first is the baseline of 'variant − baseline' effects")
+    p.add_argument("--seeds", type=int, default=3, help="training seeds per variant (train.seed = 0..N-1)")
+    p.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="params.yaml override passed to every run (dvc exp run -S)")
+    p.add_argument("--method", default="nms", help="post-processing method for set and variant effects")
+    p.add_argument("--prefix", default="study", help="experiment name prefix")
+    p.add_argument("--jobs", type=int, default=1, help="experiments run at once (dvc exp run --jobs)")
+    p.add_argument("--out", type=Path, default=Path("data/study"), help="report folder")
+    p.add_argument("--report-only", action="store_true", help="do not run; report the finished runs")
+    p.add_argument("--repo", type=Path, default=Path("."), help="the DVC project (default: here)")
+    return p.parse_args(argv)
+
+
+def collect(root: Path, cells) -> list[RunResult]:  # noqa: ANN001
+    refs = experiment_refs(root)
+    missing = [c.name for c in cells if c.name not in refs]
+    if missing:
+        raise PipelineError(f"no finished experiment named {missing[0]!r} ({len(missing)} of {len(cells)} "
+                            "runs missing; see `dvc queue status` / `dvc queue logs NAME`)")
+    return [RunResult(c.name, c.variant, c.seed, read_json_at(root, refs[c.name], BOOTSTRAP_FILE, f"run {c.name}"))
+            for c in cells]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    for o in args.set_param:
+        if "=" not in o:
+            raise PipelineError(f"-S {o!r}: expected KEY=VALUE")
+    cells = grid(args.variants, args.seeds, args.prefix)
+    root = args.repo.resolve()
+    print(f"study: {len(cells)} runs ({len(args.variants)} variants × {args.seeds} seeds); each re-runs "
+          "`train` and `evaluate` only — about the train stage's time (README: Budget) per run", flush=True)
+    start = time.monotonic()
+    if not args.report_only:
+        queue_and_run(root, cells, args.set_param, args.jobs)
+    wall = None if args.report_only else time.monotonic() - start
+    runs = collect(root, cells)
+    effects = study_effects(runs, method=args.method, baseline=args.variants[0])
+    command = "python -m pipeline.study " + shlex.join(sys.argv[1:] if argv is None else argv)
+    md = write_study(root / args.out, effects, runs, args.method, command, wall)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,130 @@
+"""Effects of the study with 95 % intervals over training seeds and test images.
+
+Every run's evaluation stores, per result (``hr.nms.map``, ``sr.nms.map_small``, …), its
+mAP on the same bootstrap resamples of the test images (:func:`pipeline.evaluation.bootstrap.
+samples_document`; same images and resample seed in every run).  An effect is a difference of
+two results, either within a run (SR − bicubic, Soft-NMS − NMS) or between two runs trained
+with the same seed (variant − ssd).  Its interval is a two-level bootstrap: each replicate
+draws the seeds with replacement and uses the replicate's image resample, and the effect is
+the mean over the drawn seeds — so the interval covers seed-to-seed variation (retraining)
+as well as which test images were drawn.  With one seed it covers images only, and says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import PipelineError
+from pipeline.evaluation.bootstrap import Interval, document_samples
+
+#: Within-run comparisons: label -> (result a, result b) as "<set>.<method>" templates; {m} is the method.
+WITHIN_RUN: dict[str, tuple[str, str]] = {
+    "SR − bicubic": ("sr.{m}", "bicubic.{m}"),
+    "SR − LR": ("sr.{m}", "lr.{m}"),
+    "HR − LR": ("hr.{m}", "lr.{m}"),
+    "Soft-NMS − NMS (HR)": ("hr.softnms", "hr.nms"),
+    "Soft-NMS − NMS (LR)": ("lr.softnms", "lr.nms"),
+}
+METRICS = ("map", "map_small")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One finished run of the grid: its variant, seed and evaluation bootstrap document."""
+
+    name: str
+    variant: str
+    seed: int
+    bootstrap: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A difference a − b averaged over seeds, with its interval and the seeds it rests on."""
+
+    label: str
+    variant: str
+    metric: str
+    interval: Interval
+    seeds: int
+    seed_sd: float | None  # between-seed standard deviation of the point differences (None: one seed)
+
+
+def check_comparable(runs: Sequence[RunResult]) -> None:
+    """Refuse runs evaluated on different test images or resamples: their differences would not pair."""
+    if not runs:
+        raise PipelineError("the study has no finished runs to compare")
+    first = runs[0].bootstrap
+    for r in runs[1:]:
+        for key in ("images", "resamples", "seed"):
+            if r.bootstrap.get(key) != first.get(key):
+                raise PipelineError(
+                    f"run {r.name!r} was evaluated with bootstrap {key} {r.bootstrap.get(key)!r}, "
+                    f"run {runs[0].name!r} with {first.get(key)!r}: effects need the same test images and resamples"
+                )
+
+
+def seed_bootstrap(point_diffs: np.ndarray, sample_diffs: np.ndarray, level: float, seed: int) -> Interval:
+    """Mean over seeds of per-seed differences; interval from resampling seeds and images together.
+
+    point_diffs: (S,); sample_diffs: (S, B) — seed s's difference on image resample b.
+    """
+    n_seeds, n_resamples = sample_diffs.shape
+    if n_seeds == 1:
+        replicates = sample_diffs[0]
+    else:
+        draw = np.random.default_rng(seed).integers(0, n_seeds, size=(n_resamples, n_seeds))
+        replicates = np.nanmean(sample_diffs[draw, np.arange(n_resamples)[:, None]], axis=1)
+    finite = replicates[np.isfinite(replicates)]
+    a = (1.0 - level) / 2.0
+    lo, hi = (np.quantile(finite, [a, 1.0 - a]) if finite.size else (np.nan, np.nan))
+    return Interval(float(np.nanmean(point_diffs)), float(lo), float(hi), level)
+
+
+def _difference(a: RunResult, ka: str, b: RunResult, kb: str) -> tuple[float, np.ndarray] | None:
+    ra, rb = a.bootstrap["results"], b.bootstrap["results"]
+    if ka not in ra or kb not in rb or ra[ka]["value"] is None or rb[kb]["value"] is None:
+        return None
+    return ra[ka]["value"] - rb[kb]["value"], document_samples(a.bootstrap, ka) - document_samples(b.bootstrap, kb)
+
+
+def _effect(label: str, variant: str, metric: str, pairs: list[tuple[float, np.ndarray]], level: float,
+            seed: int) -> Effect | None:
+    if not pairs:
+        return None
+    points = np.array([p for p, _ in pairs])
+    samples = np.stack([s for _, s in pairs])
+    sd = float(np.std(points, ddof=1)) if len(points) > 1 else None
+    return Effect(label, variant, metric, seed_bootstrap(points, samples, level, seed), len(points), sd)
+
+
+def study_effects(runs: Sequence[RunResult], method: str = "nms", baseline: str = "ssd",
+                  level: float = 0.95, seed: int = 0) -> list[Effect]:
+    """Within-run effects per variant, and variant − baseline (same seeds) on HR, for each metric."""
+    check_comparable(runs)
+    by_variant: dict[str, dict[int, RunResult]] = {}
+    for r in runs:
+        by_variant.setdefault(r.variant, {})[r.seed] = r
+    effects: list[Effect] = []
+    for variant, seeds in by_variant.items():
+        for metric in METRICS:
+            for label, (a, b) in WITHIN_RUN.items():
+                ka, kb = f"{a.format(m=method)}.{metric}", f"{b.format(m=method)}.{metric}"
+                pairs = [d for r in seeds.values() if (d := _difference(r, ka, r, kb)) is not None]
+                if (e := _effect(label, variant, metric, pairs, level, seed)) is not None:
+                    effects.append(e)
+    base = by_variant.get(baseline, {})
+    for variant, seeds in by_variant.items():
+        if variant == baseline:
+            continue
+        common = sorted(set(seeds) & set(base))
+        for metric in METRICS:
+            key = f"hr.{method}.{metric}"
+            pairs = [d for s in common if (d := _difference(seeds[s], key, base[s], key)) is not None]
+            if (e := _effect(f"{variant} − {baseline} (HR)", variant, metric, pairs, level, seed)) is not None:
+                effects.append(e)
+    return effects
