@@ -239,18 +239,38 @@ def describe(cfg: DataConfig, seed: int, out: Path, progress: bool = True) -> di
             for s, entries in layout.items()
         })
     else:  # local: record paths, copy nothing
-        if not Path(cfg.local_path).is_dir():
-            raise SourceError(f"data.local_path: {cfg.local_path!r} is not a directory")
-        make = _local_voc_entries if cfg.local_format == "voc" else _local_coco_entries
         desc.update(format=cfg.local_format, classes=list(VOC_CLASSES) if cfg.local_format == "voc" else None,
-                    splits={s: make(cfg, s) for s in ("train", "test")})
+                    splits=local_entries(cfg))
     return desc
 
 
-def fetch(cfg: DataConfig, seed: int, out: str | os.PathLike[str], progress: bool = True) -> dict[str, Any]:
-    """Materialise the source under ``out`` and write ``out/source.json``."""
+def local_entries(cfg: DataConfig) -> dict[str, list[dict[str, str]]]:
+    """The split entries of a ``local`` source (absolute paths), checked to exist.
+
+    VOC entries are ``{"root": <VOC year folder>, "ids": <split list, relative>}``,
+    COCO entries ``{"images": <folder>, "annotations": <json file>}``.
+    """
+    if not Path(cfg.local_path).is_dir():
+        raise SourceError(f"data.local_path: {cfg.local_path!r} is not a directory")
+    make = _local_voc_entries if cfg.local_format == "voc" else _local_coco_entries
+    return {s: make(cfg, s) for s in ("train", "test")}
+
+
+def fetch(cfg: DataConfig, seed: int, out: str | os.PathLike[str], progress: bool = True,
+          fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Materialise the source under ``out`` and write ``out/source.json``.
+
+    ``fingerprint`` (the ``source`` stage's, :mod:`pipeline.data.fingerprint`) is recorded
+    in ``source.json``, so a change in a local source's content changes ``data/raw`` and
+    DVC re-runs everything below fetch.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     desc = describe(cfg, seed, out, progress)
+    if fingerprint is not None:
+        if fingerprint.get("source") != cfg.source:
+            raise SourceError(f"source fingerprint is of source {fingerprint.get('source')!r}, params say "
+                              f"data.source {cfg.source!r}: run the source stage first (dvc repro)")
+        desc["fingerprint"] = fingerprint
     write_json(out / SOURCE_FILE, desc)
     return desc

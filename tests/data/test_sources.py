@@ -1,7 +1,10 @@
-"""Sources end to end: loopback 'voc2007' download, local VOC/COCO on genuine data, stage CLIs."""
+"""Sources end to end: loopback 'voc2007' download, local VOC/COCO on genuine data, a local
+source's content fingerprint, stage CLIs."""
 
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -10,11 +13,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+import pipeline.hashing as hashing
 from pipeline.config import ConfigError, section
+from pipeline.data.fingerprint import source_fingerprint, write_fingerprint
 from pipeline.data.ingest import IngestConfig, IngestError, ingest
 from pipeline.data.schema import read_records
 from pipeline.data.sources import ARCHIVES, DataConfig, SourceError, fetch
 from pipeline.data.voc import VOC_CLASSES, parse_voc_xml, read_id_list
+from tests.local_source_helpers import drop_annotation, make_coco_source
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -159,3 +165,62 @@ def test_stage_clis(tmp_path):
             "--report", "data/reports/r2.json")
     assert r.returncode != 0 and "000000.xml: malformed XML" in r.stderr
     assert not (tmp_path / "data/sets/hr2").exists()
+
+
+def _counting_reads(monkeypatch) -> list[Path]:
+    """Record every file whose bytes the hash memo actually reads."""
+    reads: list[Path] = []
+    real = hashing.file_md5
+    monkeypatch.setattr(hashing, "file_md5", lambda p: reads.append(Path(p)) or real(p))
+    return reads
+
+
+def test_local_fingerprint_follows_content_not_stat(tmp_path, monkeypatch):
+    """Edits, additions, removals and rewrites change it; a touch does not; the memo spares re-reads."""
+
+    src = make_coco_source(tmp_path / "coco")
+    cfg = DataConfig(source="local", local_path=str(src), local_format="coco")
+    out, memo = tmp_path / "fp.json", tmp_path / "memo.json"
+    reads = _counting_reads(monkeypatch)
+    fp0 = write_fingerprint(cfg, out, memo)
+    ann = (src / "annotations/instances_val2017.json").resolve()
+    assert set(fp0["content"]) == {str((src / p).resolve()) for p in
+                                   ("train2017", "val2017", "annotations/instances_train2017.json", str(ann))}
+    assert len(reads) == 5  # 3 images + 2 JSON files
+    first = out.read_bytes()
+
+    reads.clear()
+    assert write_fingerprint(cfg, out, memo) == fp0 and out.read_bytes() == first and reads == []  # memo: stat only
+    st = ann.stat()
+    os.utime(ann, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched, same bytes
+    assert write_fingerprint(cfg, out, memo) == fp0 and reads == [ann]
+
+    drop_annotation(src)
+    fp1 = write_fingerprint(cfg, out, memo)
+    assert [k for k in fp0["content"] if fp0["content"][k] != fp1["content"][k]] == [str(ann)]
+    extra = src / "train2017/000000000099.jpg"
+    shutil.copy(src / "train2017/000000000001.jpg", extra)
+    fp2 = write_fingerprint(cfg, out, memo)
+    assert fp2 != fp1
+    extra.unlink()
+    assert write_fingerprint(cfg, out, memo) == fp1  # removed again: as before
+    img = src / "val2017/000000000003.jpg"
+    img.write_bytes(img.read_bytes()[:-1] + b"\0")
+    assert write_fingerprint(cfg, out, memo) != fp1
+
+
+def test_non_local_fingerprint_is_the_source_name_only(tmp_path):
+
+    assert source_fingerprint(DataConfig()) == {"source": "embedded"}
+    assert source_fingerprint(DataConfig(source="coco2017")) == {"source": "coco2017"}
+
+
+def test_fetch_records_the_fingerprint_of_its_own_source(tmp_path):
+
+    src = make_coco_source(tmp_path / "coco")
+    cfg = DataConfig(source="local", local_path=str(src), local_format="coco")
+    fp = source_fingerprint(cfg)
+    fetch(cfg, 0, tmp_path / "raw", progress=False, fingerprint=fp)
+    assert json.loads((tmp_path / "raw/source.json").read_text())["fingerprint"] == fp
+    with pytest.raises(SourceError, match="fingerprint is of source 'embedded', params say data.source 'local'"):
+        fetch(cfg, 0, tmp_path / "raw", progress=False, fingerprint={"source": "embedded"})
