@@ -38,12 +38,12 @@ def main(argv: list[str] | None = None) -> None:
     stats = compute_stats(records, classes, cfg)
     write_csv(args.plots / "size_histogram.csv", histogram_rows(stats), ("sqrt_area", "count"))
     write_csv(args.plots / "per_class.csv", per_class_rows(stats), PER_CLASS_COLUMNS)
-    size_histogram_png(args.figure, stats, title=f"{args.set.name}: sqrt(box area)")
+    size_histogram_png(args.figure, stats, title=f"{args.set.name}: object size ({stats.size_measure})")
     write_json(args.metrics, to_metrics(stats, cfg))
     o = stats.overall
     print(
         f"{args.set}: {o['images']} images, {o['instances']} instances "
-        f"(small {o.get('small_share', 0):.1%}), {o['difficult']} difficult, {o['crowd']} crowd"
+        f"(small {o.get('small_share', 0):.1%} by {stats.size_measure}), {o['difficult']} difficult, {o['crowd']} crowd"
     )
 
 

@@ -2,7 +2,9 @@
 small object detection", arXiv:1902.07296; METHODS.md §3).
 
 For each *training* image, with probability ``probability``: every small object
-(area < ``small_max_area`` px², not difficult, not crowd) is copied
+(area < ``small_max_area`` px², not difficult, not crowd; the area is the
+annotation's own on COCO sources, which is what COCO calls small, else the box
+area: :meth:`ImageRecord.object_areas`) is copied
 ``copies_per_object`` times; optionally ``cross_image_objects`` small objects of
 *other* training images are added as sources (each also pasted
 ``copies_per_object`` times).  Each copy is rescaled by a ∈ U(scale_min,
@@ -35,7 +37,7 @@ import numpy as np
 from pipeline.atomic import atomic_dir
 from pipeline.augment.paste import crop_box, feather_alpha, find_free_position, paste, rescale_patch
 from pipeline.config import require
-from pipeline.data.boxes import areas, size_bucket
+from pipeline.data.boxes import size_bucket
 from pipeline.data.degrade import check_images_exist
 from pipeline.data.images import ImageError, read_image, write_image
 from pipeline.data.schema import (
@@ -57,7 +59,8 @@ class CopyPasteConfig:
     Attributes:
         probability: chance that a training image is augmented.
         copies_per_object: pastes per source object.
-        small_max_area: objects with box area below this (px²) are copied (32² = COCO small).
+        small_max_area: objects with an area below this (px²) are copied (32² = COCO small;
+            the annotation's area on COCO sources, else the box area).
         scale_min, scale_max: range of the random rescale factor a of each copy.
         max_attempts: positions tried per copy before giving it up.
         cross_image_objects: extra source objects per augmented image drawn from
@@ -127,8 +130,11 @@ def image_rng(seed: int, image_id: str) -> np.random.Generator:
 
 
 def small_object_mask(record: ImageRecord, small_max_area: float) -> np.ndarray:
-    """(N,) bool: objects that may be copied (area < small_max_area, not difficult, not crowd)."""
-    return (areas(record.boxes) < small_max_area) & ~record.difficult & ~record.iscrowd
+    """(N,) bool: objects that may be copied (area < small_max_area, not difficult, not crowd).
+
+    The area is the annotation's own where the record has one (COCO), else the box area.
+    """
+    return (record.object_areas() < small_max_area) & ~record.difficult & ~record.iscrowd
 
 
 def own_patches(image: np.ndarray, record: ImageRecord, small_max_area: float) -> list[Patch]:
@@ -284,7 +290,7 @@ def build_bank(
 
 
 def _coco_small(records: list[ImageRecord]) -> int:
-    return int(sum((size_bucket(areas(r.boxes)[~r.difficult & ~r.iscrowd]) == 0).sum() for r in records))
+    return int(sum((size_bucket(r.object_areas()[~r.difficult & ~r.iscrowd]) == 0).sum() for r in records))
 
 
 def copy_paste_set(

@@ -7,7 +7,8 @@ has the size the annotation states and no more than ``max_image_pixels`` pixels.
 Every path built from the metadata (a VOC list id, an XML ``<filename>``, a COCO
 ``file_name``) must stay inside its root (:func:`pipeline.paths.inside`): the source
 folder when reading, the set's ``images/`` when writing; two images may not share a
-file.  With ``on_error: fail`` all problems are collected and raised together and
+file.  Image ids need only be unique within their split (each COCO JSON numbers its
+own images from 1): images are keyed by ``(split, id)``.  With ``on_error: fail`` all problems are collected and raised together and
 nothing is written; with ``skip`` bad objects or images are dropped and listed in the
 report.  Problems of a whole annotation file (malformed COCO JSON, missing split list,
 differing category lists) cannot be skipped and always fail, and so does a split left
@@ -32,10 +33,18 @@ from tqdm import tqdm
 
 from pipeline.atomic import atomic_dir, write_json
 from pipeline.config import require
-from pipeline.data.boxes import areas, size_bucket, voc_to_xyxy, xywh_to_xyxy
+from pipeline.data.boxes import size_bucket, voc_to_xyxy, xywh_to_xyxy
 from pipeline.data.coco import load_coco
 from pipeline.data.images import MAX_PIXELS, ImageError, image_size, read_image
-from pipeline.data.schema import SPLITS, ImageRecord, images_dir, records_to_table, table_path, write_table
+from pipeline.data.schema import (
+    SPLITS,
+    ImageRecord,
+    images_dir,
+    records_to_table,
+    size_measure,
+    table_path,
+    write_table,
+)
 from pipeline.data.sources import SOURCE_FILE, SourceError
 from pipeline.data.voc import AnnotationError, parse_voc_xml, read_id_list
 from pipeline.errors import PipelineError
@@ -253,6 +262,33 @@ def _link_or_copy(src: Path, dst: Path) -> bool:
         return False
 
 
+def _unique_images(images: list[_Image], out: Path, problems: list[Problem]) -> list[_Image]:
+    """Drop (listing a problem) an image whose id repeats in its split or whose set-side file is taken."""
+    seen: set[tuple[str, str]] = set()  # (split, image id): ids are unique per split only
+    owner: dict[Path, _Image] = {}  # set-side file -> the image that has it
+    unique: list[_Image] = []
+    for img in images:
+        if (img.split, img.image_id) in seen:
+            problems.append(Problem(img.split, img.ann_file, "image",
+                                    f"image {img.image_id} is listed twice in split {img.split!r}", img.image_id))
+            continue
+        try:
+            dst = inside(images_dir(out), img.file_name)
+        except ContainmentError as exc:
+            problems.append(Problem(img.split, img.ann_file, "image", f"image {img.image_id}: {exc}", img.image_id))
+            continue
+        if dst in owner:
+            other = owner[dst]
+            problems.append(Problem(img.split, img.ann_file, "image", f"image {img.image_id}: file "
+                                    f"{img.file_name!r} is also image {other.image_id}'s (split {other.split!r})",
+                                    img.image_id))
+            continue
+        seen.add((img.split, img.image_id))
+        owner[dst] = img
+        unique.append(img)
+    return unique
+
+
 def _empty_splits(records: list[ImageRecord], problems: list[Problem], source: Path) -> list[Problem]:
     """A file-level problem for each split that ends up without images."""
     out = []
@@ -269,8 +305,8 @@ def _split_counts(records: list[ImageRecord], classes: list[str]) -> dict[str, A
     for split in SPLITS:
         recs = [r for r in records if r.split == split]
         labels = np.concatenate([r.labels for r in recs]) if recs else np.zeros(0, np.int64)
-        boxes = np.concatenate([r.boxes for r in recs]) if recs else np.zeros((0, 4), np.float32)
-        buckets = Counter(size_bucket(areas(boxes)).tolist())
+        area = np.concatenate([r.object_areas() for r in recs]) if recs else np.zeros(0)
+        buckets = Counter(size_bucket(area).tolist())
         counts[split] = {
             "images": len(recs),
             "objects": int(labels.size),
@@ -316,40 +352,21 @@ def ingest(
         classes = [name for _, name in cats.get("list", [])]
         index = {cid: i for i, (cid, _) in enumerate(cats.get("list", []))}
 
-    seen: dict[str, _Image] = {}
-    owner: dict[Path, str] = {}  # set-side file -> image id
-    unique: list[_Image] = []
-    for img in images:
-        if img.image_id in seen:
-            problems.append(Problem(img.split, img.ann_file, "image",
-                                    f"image {img.image_id} is listed twice ({seen[img.image_id].split}, {img.split})",
-                                    img.image_id))
-            continue
-        try:
-            dst = inside(images_dir(out), img.file_name)
-        except ContainmentError as exc:
-            problems.append(Problem(img.split, img.ann_file, "image", f"image {img.image_id}: {exc}", img.image_id))
-            continue
-        if dst in owner:
-            problems.append(Problem(img.split, img.ann_file, "image", f"image {img.image_id}: file "
-                                    f"{img.file_name!r} is also image {owner[dst]}'s", img.image_id))
-            continue
-        seen[img.image_id], owner[dst] = img, img.image_id
-        unique.append(img)
+    unique = _unique_images(images, out, problems)
 
     decode = cfg.verify_images == "decode"
     with ThreadPoolExecutor(cfg.workers) as pool:
         checks = list(tqdm(pool.map(lambda im: _check_image(im, decode, cfg.max_image_pixels), unique),
                            total=len(unique), desc="check images", unit="img", disable=not progress))
-    records, bad_images, clipped = [], set(), 0
+    records, sources, clipped = [], [], 0
     for img, image_problem in zip(unique, checks, strict=True):
         if image_problem is not None:
             problems.append(Problem(img.split, str(img.src), "image", image_problem, img.image_id))
-            bad_images.add(img.image_id)
         kept, n_clip = _check_objects(img, index, cfg.box_tolerance, problems)
         clipped += n_clip
-        if img.image_id in bad_images:
+        if image_problem is not None:
             continue
+        sources.append(img.src)
         records.append(ImageRecord(
             img.image_id, img.file_name, img.split, img.width, img.height,
             boxes=np.asarray([k[1] for k in kept], np.float64).reshape(-1, 4),
@@ -367,24 +384,25 @@ def ingest(
 
     linked = 0
     with atomic_dir(out) as tmp:
-        src_of = {img.image_id: img.src for img in unique}
-        for r in tqdm(records, desc="link images", unit="img", disable=not progress):
-            linked += _link_or_copy(src_of[r.image_id], inside(images_dir(tmp), r.file_name))
+        for r, src in tqdm(zip(records, sources, strict=True), total=len(records), desc="link images", unit="img",
+                           disable=not progress):
+            linked += _link_or_copy(src, inside(images_dir(tmp), r.file_name))
         write_table(table_path(tmp), records_to_table(records, classes))
 
-    skipped_images = {p.image_id for p in problems if p.level == "image"}
+    skipped_images = {(p.split, p.image_id) for p in problems if p.level == "image"}
     report = {
         "source": desc.get("source"),
         "format": fmt,
         "on_error": cfg.on_error,
         "verify_images": cfg.verify_images,
         "classes": classes,
+        "size_measure": size_measure(records),
         "counts": _split_counts(records, classes),
         "clipped_boxes": clipped,
         "linked_images": linked,
         "copied_images": len(records) - linked,
         "skipped_images": len(skipped_images),
-        "skipped_objects": sum(1 for p in problems if p.level == "object" and p.image_id not in skipped_images),
+        "skipped_objects": sum(1 for p in problems if p.level == "object" and (p.split, p.image_id) not in skipped_images),
         "skipped": [asdict(p) for p in problems],
     }
     if report_path is not None:

@@ -5,8 +5,9 @@ A *set* is a directory::
     <set>/images/<file_name>       JPEG/PNG images (file_name may contain sub-dirs)
     <set>/annotations.parquet      one row per object
 
-Table columns (see ``SCHEMA``): ``image_id``, ``file_name``, ``split`` ("train" |
-"test"), ``width``/``height`` (pixels of *this* set's image), ``category`` and
+Table columns (see ``SCHEMA``): ``image_id`` (unique within its split: an image is
+identified by ``(split, image_id)``, as a COCO id is only unique in its own split's
+JSON), ``file_name`` (unique in the set), ``split`` ("train" | "test"), ``width``/``height`` (pixels of *this* set's image), ``category`` and
 ``category_id`` (0-based index into the class list), ``xmin, ymin, xmax, ymax``
 (float64 pixels, full precision for evaluation, see :mod:`pipeline.data.boxes`),
 ``difficult`` (VOC) and ``iscrowd`` (COCO).  An image without objects is kept as a
@@ -19,6 +20,7 @@ pixels, as COCO gives it (the mask area, which defines the official small/medium
 large buckets); NaN or an absent column means the box area.  Only ingest of a COCO
 source writes it; a resampled (LR) set drops it (a mask area does not follow a box
 through resizing and clipping), pasted objects have none, VOC sets never have it.
+Which measure a set's size buckets use is derived from it: :func:`size_measure`.
 """
 
 from __future__ import annotations
@@ -105,6 +107,22 @@ class ImageRecord:
         return np.where(np.isnan(own), box, own)
 
 
+def size_measure(records: Iterable[ImageRecord]) -> str:
+    """Which area the size buckets of ``records`` use.
+
+    Returns:
+        ``"coco_area"`` when the records carry annotation areas (``area``) and every
+        object has one, ``"box_area"`` when no object has one, else ``"mixed"`` (e.g.
+        an augmented COCO set: pasted objects fall back to their box area).
+    """
+    records = list(records)
+    own = [np.isfinite(np.asarray(r.area, np.float64)) if r.area is not None else np.zeros(len(r), bool) for r in records]
+    known = np.concatenate(own) if own else np.zeros(0, bool)
+    if any(r.area is not None for r in records) and known.all():
+        return "coco_area"
+    return "mixed" if known.any() else "box_area"
+
+
 def table_path(set_dir: str | os.PathLike[str]) -> Path:
     return Path(set_dir) / TABLE_NAME
 
@@ -153,14 +171,14 @@ def records_to_table(records: Iterable[ImageRecord], classes: Sequence[str]) -> 
 
 
 def table_to_records(table: pa.Table) -> list[ImageRecord]:
-    """Group table rows back into per-image records, in first-appearance order."""
+    """Group table rows back into per-image records (keyed by split and ``image_id``), in first-appearance order."""
     names = [*SCHEMA.names, *([AREA.name] if AREA.name in table.schema.names else [])]
     d = {name: table.column(name).to_numpy(zero_copy_only=False) for name in names}
-    order: dict[str, list[int]] = {}
-    for i, iid in enumerate(d["image_id"]):
-        order.setdefault(iid, []).append(i)
+    order: dict[tuple[str, str], list[int]] = {}
+    for i, key in enumerate(zip(d["split"], d["image_id"], strict=True)):
+        order.setdefault(key, []).append(i)
     records = []
-    for iid, idx in order.items():
+    for (_, iid), idx in order.items():
         idx_arr = np.asarray(idx)
         keep = idx_arr[d["category_id"][idx_arr] >= 0]
         first = idx_arr[0]

@@ -3,9 +3,16 @@
 Per class: instance count, mean relative area (box area / image area), and the
 share of COCO small / medium / large instances (:func:`pipeline.data.boxes.size_bucket`,
 absolute pixel areas of the set's own images); the same overall and per split;
-and a histogram of sqrt(box area) in pixels.  Classes are ranked ascending by
+and a histogram of sqrt(area) in pixels.  Classes are ranked ascending by
 mean relative area, as in the thesis' VOC table (bottle 0.056 smallest ...
 cat 0.421 largest).
+
+Which area: the buckets and the histogram follow the dataset's own rule, as its
+official evaluation does.  On a COCO source that is the annotation's ``area`` (the
+mask area; COCOeval buckets by it), on VOC and every source without one the box
+area (:meth:`ImageRecord.object_areas`); ``size_measure`` in the output says which
+(:func:`pipeline.data.schema.size_measure`).  The mean relative area stays the box
+area's, so class rankings compare across datasets.
 
 Which objects count: VOC ``difficult`` objects are *excluded* from the main
 numbers by default, as in the VOC evaluation (they are ignored there) and the
@@ -28,9 +35,10 @@ import numpy as np
 from pipeline.atomic import atomic_path
 from pipeline.config import require
 from pipeline.data.boxes import MEDIUM_MAX_AREA, SMALL_MAX_AREA, areas, size_bucket
-from pipeline.data.schema import SPLITS, ImageRecord
+from pipeline.data.schema import SPLITS, ImageRecord, size_measure
 
 BUCKETS = ("small", "medium", "large")
+AREA_LABEL = {"coco_area": "annotation area", "box_area": "box area", "mixed": "area"}
 
 
 @dataclass(frozen=True)
@@ -53,8 +61,9 @@ class StatsConfig:
 class Instances:
     """Flat per-instance arrays of a set (all objects, before any filtering).
 
-    Attributes: labels (N,) int; area (N,) box area in px^2; rel_area (N,) area /
-    image area; split (N,) str; difficult, crowd (N,) bool; n_images per split.
+    Attributes: labels (N,) int; area (N,) bucket area in px^2 (the annotation's
+    area where known, else the box area); rel_area (N,) box area / image area;
+    split (N,) str; difficult, crowd (N,) bool; n_images per split.
     """
 
     labels: np.ndarray
@@ -68,7 +77,8 @@ class Instances:
     @classmethod
     def from_records(cls, records: Sequence[ImageRecord]) -> Instances:
         parts = [
-            (r.labels, areas(r.boxes).astype(np.float64), float(r.width) * float(r.height), r.split, r.difficult, r.iscrowd)
+            (r.labels, r.object_areas(), areas(r.boxes).astype(np.float64) / (float(r.width) * float(r.height)),
+             r.split, r.difficult, r.iscrowd)
             for r in records
         ]
         n_images = {s: sum(1 for r in records if r.split == s) for s in SPLITS}
@@ -78,7 +88,7 @@ class Instances:
         return cls(
             labels=np.concatenate([p[0] for p in parts]).astype(np.int64),
             area=np.concatenate([p[1] for p in parts]),
-            rel_area=np.concatenate([p[1] / p[2] for p in parts]),
+            rel_area=np.concatenate([p[2] for p in parts]),
             split=np.concatenate([np.full(len(p[0]), p[3]) for p in parts]),
             difficult=np.concatenate([p[4] for p in parts]).astype(bool),
             crowd=np.concatenate([p[5] for p in parts]).astype(bool),
@@ -93,7 +103,7 @@ def _summary(area: np.ndarray, rel_area: np.ndarray) -> dict[str, float]:
         counts = np.bincount(size_bucket(area), minlength=3)
         out["mean_rel_area"] = float(rel_area.mean())
         out.update({f"{b}_share": float(c / area.size) for b, c in zip(BUCKETS, counts, strict=True)})
-        out["small"] = int(counts[0])
+        out.update({b: int(c) for b, c in zip(BUCKETS, counts, strict=True)})
     return out
 
 
@@ -102,11 +112,12 @@ class SetStats:
     """Everything the stats stage reports.
 
     Attributes:
-        overall, splits: summaries ({instances, mean_rel_area, <bucket>_share, small,
-            difficult, crowd, images}).
+        overall, splits: summaries ({instances, mean_rel_area, <bucket>_share,
+            <bucket> (count), difficult, crowd, images}).
         per_class: class -> summary (+ difficult, per-split instances), ordered
             ascending by mean relative area (classes without instances last).
-        hist_edges (K+1,), hist_counts (K,): histogram of sqrt(box area) px.
+        hist_edges (K+1,), hist_counts (K,): histogram of sqrt(area) px.
+        size_measure: ``coco_area``, ``box_area`` or ``mixed``: the area the buckets use.
     """
 
     overall: dict[str, float]
@@ -114,6 +125,7 @@ class SetStats:
     per_class: dict[str, dict[str, float]]
     hist_edges: np.ndarray
     hist_counts: np.ndarray
+    size_measure: str = "box_area"
 
 
 def compute_stats(records: Sequence[ImageRecord], classes: Sequence[str], cfg: StatsConfig = StatsConfig()) -> SetStats:
@@ -140,7 +152,7 @@ def compute_stats(records: Sequence[ImageRecord], classes: Sequence[str], cfg: S
     order = sorted(per_class, key=lambda c: (per_class[c]["instances"] == 0, per_class[c].get("mean_rel_area", 0.0)))
     per_class = {c: per_class[c] | {"rank": i + 1} for i, c in enumerate(order)}
     edges, counts = sqrt_area_histogram(inst.area[main], cfg.bin_px)
-    return SetStats(overall, splits, per_class, edges, counts)
+    return SetStats(overall, splits, per_class, edges, counts, size_measure(records))
 
 
 def sqrt_area_histogram(area: np.ndarray, bin_px: float) -> tuple[np.ndarray, np.ndarray]:
@@ -161,6 +173,7 @@ def to_metrics(stats: SetStats, cfg: StatsConfig = StatsConfig()) -> dict:
     """Compact nested dict of numbers for ``dvc metrics show`` (per-class rows without zero classes)."""
     return {
         "include_difficult": int(cfg.include_difficult),
+        "size_measure": stats.size_measure,
         "overall": _round(stats.overall),
         "splits": {s: _round(v) for s, v in stats.splits.items()},
         "per_class": {
@@ -209,7 +222,7 @@ def size_histogram_png(path: str | os.PathLike[str], stats: SetStats, title: str
         stats.hist_edges,
         stats.hist_counts,
         title=title or f"Object size ({n} instances; small {stats.overall.get('small_share', 0):.1%})",
-        xlabel="sqrt(box area) [px]",
+        xlabel=f"sqrt({AREA_LABEL[stats.size_measure]}) [px]",
         ylabel="instances",
         vlines={"small < 32 px": math.sqrt(SMALL_MAX_AREA), "medium < 96 px": math.sqrt(MEDIUM_MAX_AREA)},
     )

@@ -1,5 +1,6 @@
 """Ingest: correct tables from VOC/COCO layouts, every bad-input case, fail vs skip."""
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -7,13 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.cli import run_cli
 from pipeline.data.embedded import EMBEDDED_CLASSES, EmbeddedConfig
 from pipeline.data.images import write_image
 from pipeline.data.ingest import IngestConfig, IngestError, ingest
 from pipeline.data.schema import read_records, read_table
 from pipeline.data.sources import DataConfig, fetch
+from pipeline.data.stats import compute_stats
 from pipeline.data.voc import parse_voc_xml
 
+REPO = Path(__file__).resolve().parents[2]
 FAIL, SKIP = IngestConfig(), IngestConfig(on_error="skip")
 TINY = EmbeddedConfig(num_train=5, num_test=4, objects_per_image=(2, 4), image_size=(160, 200))
 
@@ -246,3 +250,86 @@ def test_coco_malformed_json_always_fails(tmp_path):
         with pytest.raises(IngestError, match=r"instances_val2017\.json: malformed JSON"):
             ingest(raw, tmp_path / "hr", cfg, progress=False)
     assert not (tmp_path / "hr").exists()
+
+
+# --- image ids are unique per split (issue 15 item 1) -------------------------------------
+
+def _two_json_coco(root: Path, train_ids=(1, 2), test_ids=(1,)) -> Path:
+    """COCO folder whose train and test JSONs number their own images from 1, all in one ``images/``.
+
+    Returns the raw folder (fetched as a local source).  Train images are 64x48, test 40x30, so a
+    merged or swapped record shows; image ``k`` of a split has ``k`` objects, areas 100*k.
+    """
+    rng = np.random.default_rng(0)
+    cats = [{"id": 1, "name": "ball"}]
+    (root / "annotations").mkdir(parents=True)
+    for split, ids, (w, h) in (("train", train_ids, (64, 48)), ("test", test_ids, (40, 30))):
+        images, anns = [], []
+        for n, iid in enumerate(ids, start=1):
+            name = f"{split}_{n}.jpg"
+            write_image(root / "images" / name, rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+            images.append({"id": iid, "file_name": name, "width": w, "height": h})
+            anns += [{"id": 100 * n + k, "image_id": iid, "category_id": 1, "bbox": [k, k, 20, 20],
+                      "area": 100.0 * n, "iscrowd": 0} for k in range(n)]
+        (root / "annotations" / f"{split}.json").write_text(
+            json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    fetch(DataConfig(source="local", local_path=str(root), local_format="coco",
+                     local_train=("images:annotations/train.json",), local_test=("images:annotations/test.json",)),
+          0, root / "raw", progress=False)
+    return root / "raw"
+
+
+def test_same_coco_id_in_train_and_test_ingests_fully_and_stays_apart(tmp_path):
+    raw = _two_json_coco(tmp_path / "coco")  # train ids 1, 2; test id 1: a different image
+    report = ingest(raw, tmp_path / "hr", FAIL, progress=False)
+    assert report["skipped"] == [] and report["counts"]["train"]["images"] == 2
+    assert report["counts"]["test"]["images"] == 1
+    train, _ = read_records(tmp_path / "hr", "train")
+    (test,), _ = read_records(tmp_path / "hr", "test")
+    assert [(r.image_id, r.file_name, r.width, len(r)) for r in train] == [("1", "images/train_1.jpg", 64, 1),
+                                                                          ("2", "images/train_2.jpg", 64, 2)]
+    assert (test.image_id, test.file_name, test.width, test.height, len(test)) == ("1", "images/test_1.jpg", 40, 30, 1)
+    assert (tmp_path / "hr/images/images/test_1.jpg").read_bytes() == (tmp_path / "coco/images/test_1.jpg").read_bytes()
+    # ... and through stats: train 3 objects on 2 images, test 1 on 1, nothing merged
+    s = compute_stats(read_records(tmp_path / "hr")[0], ["ball"])
+    assert [(s.splits[k]["images"], s.splits[k]["instances"]) for k in ("train", "test")] == [(2, 3), (1, 1)]
+    assert s.overall["images"] == 3 and s.size_measure == "coco_area"
+
+
+def test_an_id_twice_in_one_split_is_still_a_problem(tmp_path):
+    raw = _two_json_coco(tmp_path / "coco", train_ids=(1, 2), test_ids=(5, 6))
+    desc = json.loads((raw / "source.json").read_text())
+    desc["splits"]["train"].append(desc["splits"]["test"][0] | {"annotations": desc["splits"]["train"][0]["annotations"]})
+    (raw / "source.json").write_text(json.dumps(desc))  # the train JSON listed twice for train
+    with pytest.raises(IngestError) as info:
+        ingest(raw, tmp_path / "hr", FAIL, progress=False)
+    assert [str(p).split(": ", 1)[1] for p in info.value.problems] == [
+        "image 1 is listed twice in split 'train'", "image 2 is listed twice in split 'train'"]
+
+
+def test_one_file_in_both_splits_is_refused(tmp_path):
+    raw = _two_json_coco(tmp_path / "coco")
+    test_json = tmp_path / "coco/annotations/test.json"
+    doc = json.loads(test_json.read_text())
+    doc["images"][0] |= {"file_name": "train_1.jpg", "width": 64, "height": 48}  # the train image, as test id 1
+    test_json.write_text(json.dumps(doc))
+    with pytest.raises(IngestError, match=r"file 'images/train_1.jpg' is also image 1's \(split 'train'\)"):
+        ingest(raw, tmp_path / "hr", FAIL, progress=False)
+
+
+def test_a_split_emptied_by_skipping_fails_the_stage_in_one_line(tmp_path, capsys):
+    raw = _two_json_coco(tmp_path / "coco")
+    (tmp_path / "coco/images/test_1.jpg").write_bytes(b"not a jpeg")  # the only test image
+    (tmp_path / "params.yaml").write_text("ingest:\n  on_error: skip\n")
+    spec = importlib.util.spec_from_file_location("ingest_stage", REPO / "stages" / "ingest.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    argv = ["--raw", str(raw), "--out", str(tmp_path / "hr"), "--report", str(tmp_path / "r.json"),
+            "--params", str(tmp_path / "params.yaml")]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(lambda: stage.main(argv))
+    err = capsys.readouterr().err.split("\r")[-1].split("\n", 1)[1]  # after tqdm's progress bars
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("error: ingest found 2 problem(s)") and "split 'test' has no images after ingest" in err
+    assert "test_1.jpg: cannot decode image" in err
+    assert not (tmp_path / "hr").exists() and not (tmp_path / "r.json").exists()

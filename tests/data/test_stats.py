@@ -70,6 +70,7 @@ def test_metrics_are_nested_numbers(tiny):
         for v in d.values():
             yield from leaves(v) if isinstance(v, dict) else [v]
 
+    assert m.pop("size_measure") == "box_area"  # the one string: `dvc metrics show/diff` print it as is
     assert all(isinstance(v, (int, float)) for v in leaves(m))
 
 
