@@ -58,13 +58,13 @@ def match_sets(
     where = f"{Path(lr_dir) / 'annotations.parquet'} vs {Path(hr_dir) / 'annotations.parquet'}"
     if hr_classes != lr_classes:
         raise SetMismatchError(f"{where}: class lists differ")
-    lr_by_id = {r.image_id: r for r in lr_recs}
-    extra = sorted(set(lr_by_id) - {r.image_id for r in hr_recs})
+    lr_by_id = {(r.split, r.image_id): r for r in lr_recs}  # an image id is unique within its split only
+    extra = sorted(set(lr_by_id) - {(r.split, r.image_id) for r in hr_recs})
     if extra:
-        raise SetMismatchError(f"{where}: LR set has images not in the HR set, e.g. {extra[0]!r}")
+        raise SetMismatchError(f"{where}: LR set has images not in the HR set, e.g. {extra[0][1]!r} ({extra[0][0]})")
     pairs = []
     for hr in hr_recs:
-        lr = lr_by_id.get(hr.image_id)
+        lr = lr_by_id.get((hr.split, hr.image_id))
         if lr is None:
             raise SetMismatchError(f"{where}: image {hr.image_id!r} is missing from the LR set")
         if (lr.file_name, lr.split) != (hr.file_name, hr.split):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.cli import run_cli
+from pipeline.data.degrade import DegradeConfig, degrade_set
 from pipeline.data.embedded import EMBEDDED_CLASSES, EmbeddedConfig
 from pipeline.data.images import write_image
 from pipeline.data.ingest import IngestConfig, IngestError, ingest
@@ -16,6 +17,7 @@ from pipeline.data.schema import read_records, read_table
 from pipeline.data.sources import DataConfig, fetch
 from pipeline.data.stats import compute_stats
 from pipeline.data.voc import parse_voc_xml
+from pipeline.sr.pairs import match_sets
 
 REPO = Path(__file__).resolve().parents[2]
 FAIL, SKIP = IngestConfig(), IngestConfig(on_error="skip")
@@ -294,6 +296,12 @@ def test_same_coco_id_in_train_and_test_ingests_fully_and_stays_apart(tmp_path):
     s = compute_stats(read_records(tmp_path / "hr")[0], ["ball"])
     assert [(s.splits[k]["images"], s.splits[k]["instances"]) for k in ("train", "test")] == [(2, 3), (1, 1)]
     assert s.overall["images"] == 3 and s.size_measure == "coco_area"
+    # ... and through degrade and SR pairing (keyed by split and id): each HR image meets its own LR image
+    degrade_set(tmp_path / "hr", tmp_path / "lr", DegradeConfig(scale=2, workers=1), progress=False)
+    pairs, _ = match_sets(tmp_path / "hr", tmp_path / "lr", 2)
+    assert [(p.hr.split, p.hr.image_id, p.lr.file_name, p.lr.width) for p in pairs] == [
+        ("train", "1", "images/train_1.jpg", 32), ("train", "2", "images/train_2.jpg", 32),
+        ("test", "1", "images/test_1.jpg", 20)]
 
 
 def test_an_id_twice_in_one_split_is_still_a_problem(tmp_path):
