@@ -1,5 +1,6 @@
 import importlib.util
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from pipeline.augment.copy_paste import (
     copy_paste_set,
     image_rng,
     own_patches,
+    small_object_mask,
 )
 from pipeline.augment.paste import crop_box, feather_alpha, intersects, rescale_patch
 from pipeline.config import ConfigError, parse
@@ -199,3 +201,19 @@ def test_dask_cluster_gives_the_same_set(src_set, tmp_path, dask_cluster):
     assert table_path(tmp_path / "local").read_bytes() == table_path(tmp_path / "dask").read_bytes()
     for f in (src_set / "images").iterdir():
         assert (tmp_path / "local" / "images" / f.name).read_bytes() == (tmp_path / "dask" / "images" / f.name).read_bytes()
+
+
+def test_coco_small_is_the_annotation_area_box_area_elsewhere(make_set, tmp_path):
+    # 40x40 box (1600 px², medium by box) whose mask area is 500: COCO calls it small, so it is copied;
+    # 20x20 box (400 px²) whose area is 2000 is not small; NaN area (none given): the box area decides.
+    boxes = [[10, 10, 50, 50], [70, 10, 90, 30], [110, 10, 130, 30], [10, 70, 110, 110]]
+    coco = replace(_rec("c", boxes, [0, 1, 2, 0], suffix="jpg"), area=np.array([500.0, 2000.0, np.nan, 3000.0]))
+    assert small_object_mask(coco, 1024.0).tolist() == [True, False, True, False]
+    assert small_object_mask(replace(coco, area=None), 1024.0).tolist() == [False, True, True, False]  # VOC: box
+    test = replace(_rec("t", [[5, 5, 15, 15]], [1], split="test", suffix="jpg"), area=np.array([80.0]))
+    cfg = CopyPasteConfig(probability=1.0, copies_per_object=1, scale_min=0.5, scale_max=0.5, workers=1)
+    metrics, ((before, after),) = copy_paste_set(make_set([coco, test], CLASSES), tmp_path / "aug", cfg,
+                                                 progress=False)
+    assert metrics["pastes"] == 2 and metrics["small_instances_before"] == 2
+    np.testing.assert_allclose(after.boxes[4:, 2] - after.boxes[4:, 0], [20, 10])  # the 40 px and the 20 px box, halved
+    assert np.isnan(after.area[4:]).all() and metrics["small_instances_after"] == 4  # pasted: box areas 400, 100

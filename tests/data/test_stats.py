@@ -2,6 +2,7 @@ import csv
 import importlib.util
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,18 @@ def test_genuine_voc2012_bottle_smallest_cat_large(shared_data):
     ranked = [c for c, row in s.per_class.items() if row["instances"] >= 3]
     assert ranked[0] == "bottle"
     assert "cat" in ranked[-5:]
+
+
+def test_coco_areas_decide_the_buckets_and_the_measure_is_named(tiny):
+    # the same boxes; annotation areas move the 2000-px² cat to small and the 100-px² bottle to medium
+    coco = [replace(tiny[0], area=np.array([900.0, 1500.0, 50.0])), replace(tiny[1], area=np.array([9216.0, 300.0])),
+            replace(tiny[2], area=np.zeros(0))]
+    s = compute_stats(coco, CLASSES)
+    assert s.size_measure == "coco_area" and to_metrics(s)["size_measure"] == "coco_area"
+    assert [s.overall[b] for b in ("small", "medium", "large")] == [2, 1, 1]  # 900, 300 | 1500 | 9216 (= 96²: large)
+    assert s.per_class["cat"]["mean_rel_area"] == pytest.approx(0.35)  # relative area stays the box's
+    counts = {r["sqrt_area"]: r["count"] for r in histogram_rows(s) if r["count"]}
+    assert counts == {16.0: 1, 24.0: 1, 32.0: 1, 96.0: 1}  # sqrt 30, 38.7, 17.3, 96
+    assert compute_stats(tiny, CLASSES).size_measure == "box_area"
+    mixed = [coco[0], replace(coco[1], area=np.array([9216.0, np.nan]))]  # e.g. a pasted object: no area
+    assert compute_stats(mixed, CLASSES).size_measure == "mixed"
