@@ -40,7 +40,7 @@ CLIENT = textwrap.dedent('''
                         raise SystemExit("deployment never appeared")
                     await asyncio.sleep(1)
             schedules = [s.schedule.cron for s in dep.schedules]
-            run = await run_deployment("repro/scheduled", parameters={"stages": ["fetch", "ingest", "stats", "train"]},
+            run = await run_deployment("repro/scheduled", parameters={"stages": ["source", "fetch", "ingest", "stats", "train"]},
                                        timeout=0, client=client)
             deadline = time.monotonic() + 400
             while True:
