@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> None:
         report = ingest(args.raw, args.out, cfg, report_path=args.report)
     c = report["counts"]
     print(f"ingest: train {c['train']['images']} images / {c['train']['objects']} objects, "
-          f"test {c['test']['images']} / {c['test']['objects']}, skipped {len(report['skipped'])} record(s)")
+          f"test {c['test']['images']} / {c['test']['objects']}, skipped {len(report['skipped'])} record(s); "
+          f"sizes by {report['size_measure']}")
 
 
 if __name__ == "__main__":

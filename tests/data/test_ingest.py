@@ -327,6 +327,7 @@ def test_one_file_in_both_splits_is_refused(tmp_path):
 
 def test_a_split_emptied_by_skipping_fails_the_stage_in_one_line(tmp_path, capsys):
     raw = _two_json_coco(tmp_path / "coco")
+    good = (tmp_path / "coco/images/test_1.jpg").read_bytes()
     (tmp_path / "coco/images/test_1.jpg").write_bytes(b"not a jpeg")  # the only test image
     (tmp_path / "params.yaml").write_text("ingest:\n  on_error: skip\n")
     spec = importlib.util.spec_from_file_location("ingest_stage", REPO / "stages" / "ingest.py")
@@ -341,3 +342,8 @@ def test_a_split_emptied_by_skipping_fails_the_stage_in_one_line(tmp_path, capsy
     assert err.startswith("error: ingest found 2 problem(s)") and "split 'test' has no images after ingest" in err
     assert "test_1.jpg: cannot decode image" in err
     assert not (tmp_path / "hr").exists() and not (tmp_path / "r.json").exists()
+    (tmp_path / "coco/images/test_1.jpg").write_bytes(good)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(lambda: stage.main(argv))
+    assert exit_info.value.code == 0 and json.loads((tmp_path / "r.json").read_text())["size_measure"] == "coco_area"
+    assert "test 1 / 1, skipped 0 record(s); sizes by coco_area" in capsys.readouterr().out
