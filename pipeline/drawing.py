@@ -38,13 +38,16 @@ def class_color(index: int) -> Color:
 
 
 def line_width(shape: Sequence[int]) -> int:
-    """Box line width for an image of ``shape`` (H, W, ...): 0.3 % of the mean side, at least 1 px."""
-    return max(1, round((shape[0] + shape[1]) / 2 * 0.003))
+    """Box line width for an image of ``shape`` (H, W, ...): 0.3 % of the mean side, at least 2 px
+    (as Ultralytics), 1 px on images under 200 px."""
+    mean_side = (shape[0] + shape[1]) / 2
+    return 1 if mean_side < 200 else max(2, round(mean_side * 0.003))
 
 
 def font_scale(lw: int) -> float:
-    """OpenCV font scale that goes with line width ``lw`` (Ultralytics uses lw / 3)."""
-    return max(0.35, lw / 3)
+    """OpenCV font scale that goes with line width ``lw`` (Ultralytics: lw / 3; smaller here, as
+    small objects crowd)."""
+    return max(0.35, lw / 4)
 
 
 def text_color(background: Color) -> Color:
@@ -120,29 +123,56 @@ def _draw_box(
     return x0, y0
 
 
-def draw_legend(canvas: np.ndarray, entries: Sequence[tuple[str, Color]], lw: int) -> None:
-    """Legend in the top-right corner, in place: one filled swatch plus name per entry.
+def _swatch(canvas: np.ndarray, xy: tuple[int, int], size: int, colors: Sequence[Color]) -> None:
+    """Filled square at ``xy`` (top-left) with a black rim: one colour, or vertical stripes of several."""
+    x, y = xy
+    for j, c in enumerate(colors):
+        cv2.rectangle(
+            canvas, (x + j * size // len(colors), y), (x + (j + 1) * size // len(colors), y + size), c, -1
+        )
+    cv2.rectangle(canvas, (x, y), (x + size, y + size), EDGE_COLOR, 1)
+
+
+def _legend_metrics(lw: int) -> tuple[float, int, int, int]:
+    """Font scale, thickness, text height and swatch size of legends drawn with line width ``lw``."""
+    scale, thick = font_scale(lw), max(1, lw - 1)
+    (_, th), base = cv2.getTextSize("Ag", _FONT, scale, thick)
+    return scale, thick, th, th + base
+
+
+def draw_legend(canvas: np.ndarray, entries: Sequence[tuple[str, Sequence[Color]]], lw: int) -> None:
+    """Legend in the top-right corner, in place: a swatch (of the entry's colours) plus text per entry.
 
     Skipped when it would cover more than half the image's width or height (tiny images).
     """
     if not entries:
         return
-    scale, thick = font_scale(lw), max(1, lw - 1)
-    (_, th), base = cv2.getTextSize("Ag", _FONT, scale, thick)
-    row, sw = th + base + 4, th + base
+    scale, thick, th, sw = _legend_metrics(lw)
+    row = sw + 4
     width = max(cv2.getTextSize(t, _FONT, scale, thick)[0][0] for t, _ in entries) + sw + 12
     h_img, w_img = canvas.shape[:2]
     if width > w_img / 2 or row * len(entries) + 6 > h_img / 2:
         return
     x = w_img - width - 2
-    y_end = 2 + row * len(entries) + 4
-    box = canvas[2:y_end, x : x + width]
+    box = canvas[2 : 2 + row * len(entries) + 4, x : x + width]
     box[:] = (box * 0.35).astype(np.uint8)  # darkened backdrop keeps the image visible
-    for i, (text, color) in enumerate(entries):
+    for i, (text, colors) in enumerate(entries):
         y = 4 + i * row
-        cv2.rectangle(canvas, (x + 4, y), (x + 4 + sw, y + sw), color, -1)
-        cv2.rectangle(canvas, (x + 4, y), (x + 4 + sw, y + sw), EDGE_COLOR, 1)
+        _swatch(canvas, (x + 4, y), sw, colors)
         cv2.putText(canvas, text, (x + sw + 8, y + th), _FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)
+
+
+def legend_strip(width: int, lw: int) -> np.ndarray:
+    """A black (h, ``width``, 3) band for the top of a figure: ``ground truth`` (white, black rim)
+    and ``prediction (colour = class)`` (palette stripes), left-aligned."""
+    scale, thick, th, sw = _legend_metrics(lw)
+    strip = np.zeros((sw + 8, width, 3), np.uint8)
+    x = 4
+    for text, colors in (("ground truth", (GT_COLOR,)), ("prediction (colour = class)", PALETTE[:4])):
+        _swatch(strip, (x, 4), sw, colors)
+        cv2.putText(strip, text, (x + sw + 4, 4 + th), _FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)
+        x += sw + 4 + cv2.getTextSize(text, _FONT, scale, thick)[0][0] + 3 * sw
+    return strip
 
 
 def _per_box(name: str, values: object, n: int, dtype: type, n_classes: int | None = None) -> np.ndarray:
@@ -166,6 +196,8 @@ def draw_detections(
     class_names: Sequence[str],
     gt_boxes: np.ndarray | None = None,
     gt_labels: Sequence[int] | np.ndarray | None = None,
+    *,
+    legend: bool = True,
 ) -> np.ndarray:
     """Return a copy of ``image`` (H, W, 3) uint8 RGB with predictions and optional ground truth drawn.
 
@@ -179,6 +211,8 @@ def draw_detections(
         gt_boxes: (M, 4) ground-truth xyxy boxes, drawn white with a black rim; a legend
             (ground truth plus the predicted classes) is added when given.
         gt_labels: (M,) ground-truth class indices; shown as small labels inside the box.
+        legend: draw the legend when ``gt_boxes`` is given (off where a figure has its own,
+            see :func:`legend_strip`).
     """
     canvas = np.ascontiguousarray(image, dtype=np.uint8).copy()
     if canvas.ndim != 3 or canvas.shape[2] != 3:
@@ -201,11 +235,11 @@ def draw_detections(
             continue
         text = str(class_names[labels[i]]) + ("" if scores is None else f" {float(scores[i]):.2f}")
         draw_label(canvas, text, xy, class_color(labels[i]), lw)
-    if gt_boxes is not None:
+    if gt_boxes is not None and legend:
         present = sorted(set(labels.tolist()))
         draw_legend(
             canvas,
-            [("ground truth", GT_COLOR)] + [(str(class_names[c]), class_color(c)) for c in present],
+            [("ground truth", (GT_COLOR,))] + [(str(class_names[c]), (class_color(c),)) for c in present],
             lw,
         )
     return canvas

@@ -71,7 +71,8 @@ def test_label_on_an_image_too_small_for_text_is_skipped():
 def test_text_colour_contrasts_and_line_width_scales():
     assert text_color((240, 228, 66)) == (0, 0, 0)  # yellow -> black text
     assert text_color((0, 114, 178)) == (255, 255, 255)  # blue -> white text
-    assert line_width((100, 100)) == 1 and line_width((1000, 1000)) == 3 and line_width((3000, 2000)) == 8
+    assert line_width((100, 100)) == 1 and line_width((300, 300)) == 2
+    assert line_width((1000, 1000)) == 3 and line_width((3000, 2000)) == 8
 
 
 def test_bad_inputs_are_one_clear_error_and_bad_boxes_are_not_drawn(jpeg):
