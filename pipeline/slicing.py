@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor
@@ -79,7 +78,13 @@ def windows(width: int, height: int, size: int, overlap: float, full_image: bool
 
 
 def crop_windows(image: np.ndarray, wins: Sequence[Window], input_size: int) -> Tensor:
-    """(H, W, 3) uint8 image -> (T, 3, S, S) uint8 tensor of its windows, each warped to S x S."""
+    """(H, W, 3) uint8 image -> (T, 3, S, S) uint8 tensor of its windows, each warped to S x S.
+
+    Same resize as evaluation's whole images (OpenCV bilinear), so one window covering the
+    whole image is exactly the unsliced input.
+    """
+    import cv2  # here, not at import: SliceConfig is read by params parsing, which needs no OpenCV
+
     crops = [cv2.resize(image[y0:y1, x0:x1], (input_size, input_size), interpolation=cv2.INTER_LINEAR)
              for x0, y0, x1, y1 in wins]
     return torch.from_numpy(np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2)))

@@ -20,6 +20,13 @@ Design (so that a detector learns something measurable and 4x downsampling hurts
   low-saturation ellipses.
 * Objects never overlap by more than IoU 0.1 and lie fully inside the image.
 
+``scene: large`` renders aerial-like scenes instead (:class:`LargeScene`): 1,500-3,000 px
+images holding hundreds of 6-24 px objects, a share of them packed in crowds (clusters
+with a Gaussian spread of a few object sizes, still IoU <= 0.1), on the same
+background and with more distractors in proportion to the area.  A detector that
+warps such an image to 300 px sees its objects at 1-5 px; sliced inference
+(:mod:`pipeline.slicing`) sees them at native scale.
+
 Written as ``<root>/VOCdevkit/<NAME>/{JPEGImages/*.jpg, Annotations/*.xml,
 ImageSets/Main/{train,test,trainval}.txt}`` with standard VOC XML (1-based
 inclusive pixel indices).  Image ``i`` depends only on ``(seed, i)``.
@@ -29,8 +36,10 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from xml.sax.saxutils import escape
 
 import cv2
@@ -51,6 +60,39 @@ _CLASS_HUE_PROB = 0.5  # share of objects coloured from their class's hue band
 
 
 @dataclass(frozen=True)
+class LargeScene:
+    """Params ``data.embedded.large``: the aerial-like scenes of ``scene: large``.
+
+    Attributes:
+        image_size: [min, max] side length in px; width and height drawn independently.
+        objects_per_image: [min, max] objects per image (inclusive; fewer when no free place is found).
+        object_size: [min, max] object side in px, drawn log-uniformly.
+        crowds: [min, max] crowd centres per image.
+        crowd_fraction: share of objects placed around a crowd centre.
+        crowd_spread: standard deviation of a crowd member's offset from its centre, px.
+    """
+
+    image_size: tuple[int, int] = (1500, 3000)
+    objects_per_image: tuple[int, int] = (150, 400)
+    object_size: tuple[float, float] = (6.0, 24.0)
+    crowds: tuple[int, int] = (2, 6)
+    crowd_fraction: float = 0.4
+    crowd_spread: float = 40.0
+
+    def validate(self, prefix: str) -> None:
+        lo, hi = self.image_size
+        require(256 <= lo <= hi <= 4096, f"{prefix}.image_size", "need 256 <= min <= max <= 4096")
+        lo, hi = self.objects_per_image
+        require(0 <= lo <= hi <= 5000, f"{prefix}.objects_per_image", "need 0 <= min <= max <= 5000")
+        lo, hi = self.object_size
+        require(4 <= lo <= hi <= 64, f"{prefix}.object_size", "need 4 <= min <= max <= 64 px")
+        lo, hi = self.crowds
+        require(1 <= lo <= hi, f"{prefix}.crowds", "need 1 <= min <= max")
+        require(0.0 <= self.crowd_fraction <= 1.0, f"{prefix}.crowd_fraction", "must be in [0, 1]")
+        require(self.crowd_spread > 0, f"{prefix}.crowd_spread", "must be > 0")
+
+
+@dataclass(frozen=True)
 class EmbeddedConfig:
     """Params ``data.embedded``: size of the generated dataset.
 
@@ -61,6 +103,9 @@ class EmbeddedConfig:
         small_fraction: share of objects with side < 32 px.
         distractors: [min, max] non-class strokes/blobs per image.
         jpeg_quality: JPEG quality of the written images.
+        scene: ``default`` (the fields above) or ``large`` (:class:`LargeScene` replaces
+            image_size, objects_per_image and small_fraction; distractors scale with the area).
+        large: the large-scene settings.
     """
 
     num_train: int = 200
@@ -70,6 +115,8 @@ class EmbeddedConfig:
     small_fraction: float = 0.8
     distractors: tuple[int, int] = (4, 10)
     jpeg_quality: int = 90
+    scene: Literal["default", "large"] = "default"
+    large: LargeScene = field(default_factory=LargeScene)
 
     def validate(self, prefix: str) -> None:
         require(self.num_train >= 1, f"{prefix}.num_train", "must be >= 1")
@@ -82,6 +129,8 @@ class EmbeddedConfig:
         lo, hi = self.distractors
         require(0 <= lo <= hi, f"{prefix}.distractors", "need 0 <= min <= max")
         require(1 <= self.jpeg_quality <= 100, f"{prefix}.jpeg_quality", "must be in [1, 100]")
+        require(self.scene in ("default", "large"), f"{prefix}.scene", f"must be default | large, got {self.scene!r}")
+        self.large.validate(f"{prefix}.large")
 
 
 def _hsv_to_rgb(h_deg: float, s: float, v: float) -> np.ndarray:
@@ -135,12 +184,16 @@ def _polygon(cls: str, rng: np.random.Generator, side: float) -> np.ndarray:
     return np.stack([r * np.cos(t), r * np.sin(t)], 1)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+def _free(a: np.ndarray, boxes: np.ndarray) -> bool:
+    """True when box ``a`` overlaps every one of ``boxes`` (K, 4) by IoU <= ``_MAX_IOU``."""
+    if not boxes.size:
+        return True
+    ix = np.maximum(0.0, np.minimum(a[2], boxes[:, 2]) - np.maximum(a[0], boxes[:, 0]))
+    iy = np.maximum(0.0, np.minimum(a[3], boxes[:, 3]) - np.maximum(a[1], boxes[:, 1]))
     inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
+    iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    return bool((iou <= _MAX_IOU).all())
 
 
 def _draw_object(rng: np.random.Generator, img: np.ndarray, cls: str, pts: np.ndarray, side: float) -> None:
@@ -176,8 +229,53 @@ def _draw_object(rng: np.random.Generator, img: np.ndarray, cls: str, pts: np.nd
     roi += layer * mask[..., None]
 
 
+def _object_shape(rng: np.random.Generator, cls: str, side: float) -> np.ndarray:
+    """Outline of one object (rotated, aspect-jittered) whose tight box is centred at 0 with longer side ``side``."""
+    ang = math.radians(rng.uniform(-20, 20))
+    rot = np.array([[math.cos(ang), -math.sin(ang)], [math.sin(ang), math.cos(ang)]])
+    aspect = rng.uniform(0.85, 1.15)
+    shape = _polygon(cls, rng, side) * np.array([aspect, 1 / aspect])
+    shape = shape @ rot.T
+    # Scale so the tight box's longer side equals ``side`` (keeps the size law exact).
+    ext = shape.max(0) - shape.min(0)
+    shape *= side / float(ext.max())
+    shape -= (shape.min(0) + shape.max(0)) / 2  # centre the tight box at the origin
+    return shape
+
+
+def _place(rng: np.random.Generator, img: np.ndarray, objects: list[tuple[str, np.ndarray]], cls: str,
+           side: float, centre: Callable[[np.ndarray], np.ndarray]) -> None:
+    """Draw ``cls`` at the first of 20 ``centre(extent)`` draws that keeps IoU <= 0.1 with ``objects``."""
+    shape = _object_shape(rng, cls, side)
+    ext = shape.max(0) - shape.min(0)
+    boxes = np.array([b for _, b in objects]).reshape(-1, 4)
+    for _attempt in range(20):
+        pts = shape + centre(ext)
+        box = np.array([*pts.min(0), *pts.max(0)])
+        if _free(box, boxes):
+            _draw_object(rng, img, cls, pts, side)
+            objects.append((cls, box))
+            return
+
+
+def _uniform_centre(rng: np.random.Generator, w: int, h: int) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda ext: rng.uniform(ext / 2 + 1, np.array([w, h]) - ext / 2 - 1)
+
+
+def _crowd_centre(rng: np.random.Generator, w: int, h: int, at: np.ndarray,
+                  spread: float) -> Callable[[np.ndarray], np.ndarray]:
+    lo, hi = np.array([0.0, 0.0]), np.array([w, h], np.float64)
+    return lambda ext: np.clip(at + rng.normal(0.0, spread, 2), lo + ext / 2 + 1, hi - ext / 2 - 1)
+
+
+def _random_class(rng: np.random.Generator) -> str:
+    return EMBEDDED_CLASSES[int(rng.integers(len(EMBEDDED_CLASSES)))]
+
+
 def generate_image(seed: int, index: int, cfg: EmbeddedConfig) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
     """Render image ``index``: (H, W, 3) uint8 RGB and [(class, xyxy float box)]."""
+    if cfg.scene == "large":
+        return _generate_large(seed, index, cfg)
     rng = np.random.default_rng([seed, index])
     w, h = (int(v) for v in rng.integers(cfg.image_size[0], cfg.image_size[1] + 1, 2))
     img = _background(rng, h, w)
@@ -185,27 +283,31 @@ def generate_image(seed: int, index: int, cfg: EmbeddedConfig) -> tuple[np.ndarr
     objects: list[tuple[str, np.ndarray]] = []
     n_obj = int(rng.integers(cfg.objects_per_image[0], cfg.objects_per_image[1] + 1))
     for _ in range(n_obj):
-        cls = EMBEDDED_CLASSES[int(rng.integers(len(EMBEDDED_CLASSES)))]
+        cls = _random_class(rng)
         lo, hi = (8.0, 32.0) if rng.random() < cfg.small_fraction else (32.0, 100.0)
         side = math.exp(rng.uniform(math.log(lo), math.log(hi)))
-        ang = math.radians(rng.uniform(-20, 20))
-        rot = np.array([[math.cos(ang), -math.sin(ang)], [math.sin(ang), math.cos(ang)]])
-        aspect = rng.uniform(0.85, 1.15)
-        shape = _polygon(cls, rng, side) * np.array([aspect, 1 / aspect])
-        shape = shape @ rot.T
-        # Scale so the tight box's longer side equals ``side`` (keeps the size law exact).
-        ext = shape.max(0) - shape.min(0)
-        shape *= side / float(ext.max())
-        shape -= (shape.min(0) + shape.max(0)) / 2  # centre the tight box at the origin
-        ext = shape.max(0) - shape.min(0)
-        for _attempt in range(20):
-            centre = rng.uniform(ext / 2 + 1, np.array([w, h]) - ext / 2 - 1)
-            pts = shape + centre
-            box = np.array([*pts.min(0), *pts.max(0)])
-            if all(_iou(box, b) <= _MAX_IOU for _, b in objects):
-                _draw_object(rng, img, cls, pts, side)
-                objects.append((cls, box))
-                break
+        _place(rng, img, objects, cls, side, _uniform_centre(rng, w, h))
+    return np.clip(img, 0, 255).astype(np.uint8), objects
+
+
+def _generate_large(seed: int, index: int, cfg: EmbeddedConfig) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
+    """A ``scene: large`` image (module docstring); same contract as :func:`generate_image`."""
+    lg = cfg.large
+    rng = np.random.default_rng([seed, index, 1])  # its own stream: never a default image's
+    w, h = (int(v) for v in rng.integers(lg.image_size[0], lg.image_size[1] + 1, 2))
+    img = _background(rng, h, w)
+    area_factor = w * h / (350.0 * 350.0)  # distractor density of a default image
+    _distractors(rng, img, int(rng.integers(cfg.distractors[0], cfg.distractors[1] + 1) * area_factor))
+    crowds = rng.uniform((0, 0), (w, h), (int(rng.integers(lg.crowds[0], lg.crowds[1] + 1)), 2))
+    objects: list[tuple[str, np.ndarray]] = []
+    for _ in range(int(rng.integers(lg.objects_per_image[0], lg.objects_per_image[1] + 1))):
+        cls = _random_class(rng)
+        side = math.exp(rng.uniform(math.log(lg.object_size[0]), math.log(lg.object_size[1])))
+        if rng.random() < lg.crowd_fraction:
+            centre = _crowd_centre(rng, w, h, crowds[int(rng.integers(len(crowds)))], lg.crowd_spread)
+        else:
+            centre = _uniform_centre(rng, w, h)
+        _place(rng, img, objects, cls, side, centre)
     return np.clip(img, 0, 255).astype(np.uint8), objects
 
 
