@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pipeline.config import ConfigError, parse, require
 from pipeline.postprocess.config import PostprocessConfig
+from pipeline.slicing import SliceConfig
 
 
 def _default_methods() -> dict[str, dict[str, Any]]:
@@ -52,6 +53,8 @@ class EvaluateConfig:
     pr_classes: classes highlighted in the PR-curve PNGs (thesis: bottle, pottedplant, cat, dog).
     pictures: number of test images drawn side by side across the sets.
     picture_method, picture_score: which method's detections are drawn, and above which score.
+    slice: null (whole images) or sliced inference settings (:class:`pipeline.slicing.SliceConfig`:
+        size, overlap, merge, merge_threshold, full_image), for sets of large images.
     """
 
     split: str = "test"
@@ -65,6 +68,7 @@ class EvaluateConfig:
     pictures: int = 4
     picture_method: str = "softnms"
     picture_score: float = 0.3
+    slice: SliceConfig | None = None
 
     def method_configs(self, prefix: str = "evaluate") -> dict[str, PostprocessConfig]:
         """Each method's full :class:`PostprocessConfig` (shared settings + its overrides)."""

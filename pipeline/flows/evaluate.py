@@ -41,7 +41,7 @@ def predict(set_name: str, set_dir: str, checkpoint: str, model_params: dict, ev
     model = load_model_for_eval(checkpoint, model_cfg, classes)
     get_run_logger().info("predicting %s (%s)", set_name, set_dir)
     return predict_set_multi(model, set_dir, eval_cfg.method_configs(), eval_cfg.split, eval_cfg.batch_size,
-                             eval_cfg.device, eval_cfg.num_workers, progress=True)
+                             eval_cfg.device, eval_cfg.num_workers, progress=True, slice_cfg=eval_cfg.slice)
 
 
 def _eval_cfg(eval_params: dict) -> EvaluateConfig:
