@@ -15,9 +15,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 from pipeline.cli import run_cli  # noqa: E402
 from pipeline.config import load_params, section  # noqa: E402
+from pipeline.curves import training_curves  # noqa: E402
 from pipeline.data.schema import read_records  # noqa: E402
 from pipeline.detector.model import ModelConfig  # noqa: E402
-from pipeline.detector.train import TrainConfig  # noqa: E402
+from pipeline.detector.train import METRICS_DIR, TrainConfig  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when available)")
+    parser.add_argument("--curves", default=None, help="PNG of the loss and LR curves (from <out>/dvclive)")
     args = parser.parse_args(argv)
     params = load_params(args.params)  # a bad param fails here in one line, before a flow run starts
     section(params, "model", ModelConfig)
@@ -34,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     # Prefect loads only now that the params and the set are known to be good
     from pipeline.flows.train import train_flow
     print(train_flow(train_set=args.train_set, out=args.out, params_file=args.params, device=args.device))
+    if args.curves:
+        training_curves(Path(args.out) / METRICS_DIR, args.curves)
     return 0
 
 
