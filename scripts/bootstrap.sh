@@ -22,3 +22,17 @@ $PIP install -q -e ".[dev]"
 $PIP install -q --no-deps --no-build-isolation basicsr==1.4.2
 .venv/bin/python -c "import pipeline.sr.basicsr_compat as c; c.import_basicsr()" \
     || { echo "bootstrap: basicsr import check failed" >&2; exit 1; }
+# Offline `dvc plots show`: vl-convert-python's Vega/Vega-Lite/vega-embed bundle inlined in a
+# generated, git-ignored .dvc/plots_template.html (rewritten only when the versions change).
+.venv/bin/python scripts/plots_template.py
+# Headless Chromium for the offline plots test (tests/e2e/test_plots_offline.py skips without it):
+# Debian's chromium-headless-shell where apt-get runs as root; anything else only warns.
+if ! command -v chromium-headless-shell >/dev/null 2>&1 && ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+        && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+             chromium-headless-shell; } >/dev/null 2>&1; then
+        echo "bootstrap: installed chromium-headless-shell (offline plots test)"
+    else
+        echo "bootstrap: no Chromium (needs root apt-get); tests/e2e/test_plots_offline.py will be skipped" >&2
+    fi
+fi
