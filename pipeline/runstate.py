@@ -154,7 +154,7 @@ def mismatch(recorded: Any, current: Mapping[str, Any]) -> str | None:
         elif key not in new:
             reasons.append(f"{key} is gone")
         elif _plain(old[key]) != new[key]:
-            reasons.append(f"{key} differs ({old[key]!r} -> {new[key]!r})")
+            reasons.append(_difference(key, _plain(old[key]), new[key]))
     for name in sorted(set(recorded["hashes"]) | set(current["hashes"])):
         if recorded["hashes"].get(name) != current["hashes"].get(name):
             reasons.append(f"{name} changed")
@@ -162,6 +162,16 @@ def mismatch(recorded: Any, current: Mapping[str, Any]) -> str | None:
         return None
     more = f" and {len(reasons) - 3} more" if len(reasons) > 3 else ""
     return "; ".join(reasons[:3]) + more
+
+
+def _difference(key: str, old: Any, new: Any) -> str:
+    """``train.lr differs (0.01 -> 0.02)``; for lists the first differing item, e.g. a class
+    name: ``data.classes[3] differs ('cat' -> 'dog')`` (``None`` past the shorter list's end)."""
+    if isinstance(old, list) and isinstance(new, list):
+        item = lambda seq, i: seq[i] if i < len(seq) else None  # noqa: E731
+        first = next(i for i in range(max(len(old), len(new))) if item(old, i) != item(new, i))
+        return f"{key}[{first}] differs ({item(old, first)!r} -> {item(new, first)!r})"
+    return f"{key} differs ({old!r} -> {new!r})"
 
 
 def resumable(path: Path, current: Mapping[str, Any], what: str = "training checkpoint") -> dict[str, Any] | None:

@@ -115,6 +115,15 @@ def test_changed_lr_is_not_resumed(runs, tmp_path, caplog):
     assert "not resumed: train.lr differs (0.01 -> 0.02); training from scratch" in caplog.text
 
 
+def test_checkpoint_with_other_class_order_is_not_resumed(runs, tmp_path, caplog):
+    """Same images and boxes, the class list in another order (issue 15 item 2): one log line
+    names the first differing class and training starts fresh."""
+    swapped = build_set(tmp_path / "swapped", tiny_records(6), CLASSES[::-1])
+    out = _copy(runs["part"], tmp_path / "out")
+    assert _run_until_stopped(swapped, out) == [1]
+    assert "not resumed: data.classes[0] differs ('red' -> 'green'); training from scratch" in caplog.text
+
+
 def test_rewritten_image_is_not_resumed(runs, tmp_path, caplog):
     set_dir = _copy(runs["a"], tmp_path / "a")
     out = _copy(runs["part"], tmp_path / "out")
