@@ -50,7 +50,12 @@ class EvaluateConfig:
     postprocess: settings shared by every method (SSD: score > 0.01, IoU 0.45, top 200).
     methods: method name -> overrides of ``postprocess`` (at least ``method``); the
         names appear in metric keys ``<set>.<name>.map``.
-    pr_classes: classes highlighted in the PR-curve PNGs (thesis: bottle, pottedplant, cat, dog).
+    pr_classes: classes pictured in the PR plots and PNGs: ``auto`` (the default: the smallest
+        classes by mean relative area in the evaluated ground truth, so any dataset gets useful
+        plots) or a list of class names, each checked against the data (thesis: bottle,
+        pottedplant, cat, dog on VOC).
+    summary_sets: the sets whose mAP@0.5 (NMS, Soft-NMS) and small-object AP are headline
+        numbers in ``summary.json`` (each must be evaluated); the full matrix has every set.
     pictures: number of test images drawn side by side across the sets.
     picture_method, picture_score: which method's detections are drawn, and above which score.
     slice: null (whole images) or sliced inference settings (:class:`pipeline.slicing.SliceConfig`:
@@ -64,7 +69,8 @@ class EvaluateConfig:
     coco_backend: Literal["pycocotools", "faster"] = "faster"
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     methods: dict[str, Any] = field(default_factory=_default_methods)
-    pr_classes: list[str] = field(default_factory=lambda: ["bottle", "pottedplant", "cat", "dog"])
+    pr_classes: str | list[str] = "auto"
+    summary_sets: list[str] = field(default_factory=lambda: ["hr", "sr", "lr"])
     pictures: int = 4
     picture_method: str = "softnms"
     picture_score: float = 0.3
@@ -90,6 +96,10 @@ class EvaluateConfig:
         require(all("." not in n for n in self.methods), f"{prefix}.methods", "names may not contain '.'")
         require(0.0 <= self.picture_score <= 1.0, f"{prefix}.picture_score", "must be in [0, 1]")
         self.method_configs(prefix)
+        require(self.pr_classes == "auto" or isinstance(self.pr_classes, list), f"{prefix}.pr_classes",
+                f"expected 'auto' or a list of class names, got {self.pr_classes!r}")
+        require(len(set(self.summary_sets)) == len(self.summary_sets), f"{prefix}.summary_sets",
+                f"lists a set twice: {self.summary_sets}")
         require(
             self.pictures == 0 or self.picture_method in self.methods,
             f"{prefix}.picture_method",

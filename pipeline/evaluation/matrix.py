@@ -9,9 +9,11 @@ original unless stated") and numbers across sets are directly comparable.
 Outputs (all built in a temp directory and renamed onto ``out_dir`` at the end, so
 an error leaves the previous outputs or nothing, never a partial metrics file)::
 
-    out_dir/metrics.json                 flat keys "<set>.<method>.<metric>" (see METRIC_KEYS)
+    out_dir/metrics.json                 flat keys "<set>.<method>.<metric>" (see METRIC_KEYS); null = undefined
     out_dir/per_class_ap.csv / .json     per set × method × class: VOC AP (all-point, 11-point), AP small, npos
     out_dir/pr/<set>_<method>.csv        recall + one precision column per class (101-point envelope)
+    out_dir/pr_plots/<set>_<method>.csv  long form for ``dvc plots``: recall,precision,class (mean + pictured)
+    out_dir/pr_sets.csv                  long form: recall,precision,set,method (mean curve of each)
     out_dir/detections/<set>_<method>.json   COCO results format, HR frame
     out_dir/gt_coco.json                 the HR ground truth as COCO json (ids used by the detections files)
     out_dir/figures/pr_<set>_<method>.png    PR curves, highlighted classes in colour
@@ -33,9 +35,11 @@ from pipeline.atomic import atomic_dir, write_json, write_text
 from pipeline.data.boxes import SMALL_MAX_AREA, scale_boxes
 from pipeline.data.images import read_image
 from pipeline.data.schema import ImageRecord, images_dir
+from pipeline.evaluation.classes import resolve_pr_classes
 from pipeline.evaluation.coco import Backend, coco_evaluate, records_to_coco
 from pipeline.evaluation.infer import load_split, predict_set_multi
-from pipeline.evaluation.plots import draw_panel, plot_pr, write_pr_csv, write_side_by_side
+from pipeline.evaluation.plots import RECALL_POINTS, draw_panel, plot_pr, write_pr_csv, write_side_by_side
+from pipeline.evaluation.pr_tables import class_rows, mean_precision, write_long_csv
 from pipeline.evaluation.results import (
     detections_to_results,
     read_results,
@@ -54,9 +58,10 @@ METRIC_KEYS = (
 )  # fmt: skip
 
 
-def _finite(x: float) -> float:
-    """Undefined values (no ground truth in a bucket) are written as -1, pycocotools' convention."""
-    return float(x) if math.isfinite(x) else -1.0
+def _defined(x: float) -> float | None:
+    """A metric value, or None where it is undefined (no ground truth in a bucket: NaN from VOC,
+    -1 from pycocotools); written as JSON null, never as a -1 that reads like a score."""
+    return float(x) if math.isfinite(x) and x >= 0 else None
 
 
 def to_reference_frame(
@@ -83,7 +88,7 @@ def score_detections(
     gt_coco: dict,
     results_path: Path,
     coco_backend: Backend,
-) -> tuple[dict[str, float], dict[str, VocResult]]:
+) -> tuple[dict[str, float | None], dict[str, VocResult]]:
     """Write the detections file, read it back (validated) and compute VOC + COCO metrics from it.
 
     Returns the flat metrics and the VOC results per area range (``all``, ``small``, ``medium``, ``large``).
@@ -98,7 +103,7 @@ def score_detections(
     metrics = {"map": voc["all"].map, "map_07": voc["all"].map_07}
     metrics.update({f"map_{b}": voc[b].map for b in ("small", "medium", "large")})
     metrics.update(coco_evaluate(gt_coco, results, coco_backend))
-    return {k: _finite(metrics[k]) for k in METRIC_KEYS}, voc
+    return {k: _defined(metrics[k]) for k in METRIC_KEYS}, voc
 
 
 def evaluate_matrix(
@@ -113,13 +118,13 @@ def evaluate_matrix(
     device: str = "auto",
     num_workers: int = 0,
     coco_backend: Backend = "faster",
-    pr_classes: Sequence[str] = ("bottle", "pottedplant", "cat", "dog"),
+    pr_classes: str | Sequence[str] = "auto",
     pictures: int = 4,
     picture_method: str | None = None,
     picture_score: float = 0.3,
     progress: bool = True,
     predictions: Mapping[str, Mapping[str, Mapping[str, Detections]]] | None = None,
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """Evaluate ``model`` on every set × method and write all outputs (see module docstring).
 
     Args:
@@ -127,11 +132,13 @@ def evaluate_matrix(
             form the metric keys and the picture column order.
         reference_set: the HR set whose ground truth and pixel frame every set is scored in.
         methods: method name -> post-processing config.
+        pr_classes: classes pictured in the PR plots: ``"auto"`` (the smallest by mean relative
+            area in the reference ground truth) or names, each checked against the classes.
         predictions: optional precomputed ``{set: {method: {image_id: Detections}}}`` (set
             pixel frame, as :func:`predict_set_multi` returns) — e.g. cached per set by the
             Prefect ``evaluate`` flow; sets missing from it are predicted here.
     Returns:
-        The flat metrics dict written to ``metrics.json``.
+        The flat metrics dict written to ``metrics.json`` (None where a metric is undefined).
     """
     if not sets:
         raise ValueError("evaluate_matrix: no sets given")
@@ -145,6 +152,7 @@ def evaluate_matrix(
     ref_records, classes = load_split(reference_set, split)
     ref_by_id = {r.image_id: r for r in ref_records}
     gt_coco = records_to_coco(ref_records, classes)
+    picked = resolve_pr_classes(pr_classes, gt_coco)
     set_records: dict[str, list[ImageRecord]] = {}
     for name, path in sets.items():
         recs, set_classes = load_split(path, split)
@@ -158,10 +166,11 @@ def evaluate_matrix(
             )
         set_records[name] = recs
 
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float | None] = {}
     per_class: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     csv_rows = ["set,method,class,ap,ap_07,ap_small,npos"]
     drawn: dict[str, dict[str, ImageDetections]] = {}
+    set_rows: list[list[object]] = []
     picture_method = picture_method or next(iter(methods))
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / "gt_coco.json", gt_coco)
@@ -186,33 +195,41 @@ def evaluate_matrix(
                 table = per_class.setdefault(set_name, {}).setdefault(method, {})
                 for c, name in enumerate(classes):
                     row = {
-                        "ap": _finite(voc.ap[c]),
-                        "ap_07": _finite(voc.ap_07[c]),
-                        "ap_small": _finite(small.ap[c]),
+                        "ap": _defined(voc.ap[c]),
+                        "ap_07": _defined(voc.ap_07[c]),
+                        "ap_small": _defined(small.ap[c]),
                         "npos": voc.curves[c].npos,
                     }
                     table[name] = row
-                    csv_rows.append(
-                        f"{set_name},{method},{name},{row['ap']:.6f},{row['ap_07']:.6f},"
-                        f"{row['ap_small']:.6f},{row['npos']}"
-                    )
+                    cells = ["" if row[k] is None else f"{row[k]:.6f}" for k in ("ap", "ap_07", "ap_small")]
+                    csv_rows.append(",".join([set_name, method, _csv_cell(name), *cells, str(row["npos"])]))
                 write_pr_csv(tmp / "pr" / f"{set_name}_{method}.csv", classes, voc.curves)
+                write_long_csv(tmp / "pr_plots" / f"{set_name}_{method}.csv", ("recall", "precision", "class"),
+                               class_rows(classes, voc.curves, picked))
+                mean = mean_precision(voc.curves)
+                set_rows += [[f"{r:.2f}", f"{mean[i]:.6f}", set_name, method] for i, r in enumerate(RECALL_POINTS)]
                 plot_pr(
                     tmp / "figures" / f"pr_{set_name}_{method}.png",
                     f"{set_name} / {method}",
                     classes,
                     voc.curves,
-                    [c for c in pr_classes if c in classes],
+                    picked,
                 )
                 if method == picture_method:
                     drawn[set_name] = dets
         _write_pictures(
             tmp / "figures", sets, set_records, ref_records, classes, drawn, pictures, picture_score
         )
+        write_long_csv(tmp / "pr_sets.csv", ("recall", "precision", "set", "method"), set_rows)
         write_json(tmp / "per_class_ap.json", per_class)
         write_text(tmp / "per_class_ap.csv", "\n".join(csv_rows) + "\n")
         write_json(tmp / "metrics.json", metrics)  # last: present only if everything else succeeded
     return metrics
+
+
+def _csv_cell(text: str) -> str:
+    """A class name as one CSV field (quoted when it holds a comma or a quote)."""
+    return '"' + text.replace('"', '""') + '"' if any(ch in text for ch in ',"\n') else text
 
 
 def _write_pictures(

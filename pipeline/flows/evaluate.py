@@ -20,6 +20,9 @@ from pipeline.detector.model import ModelConfig
 from pipeline.evaluation.config import EvaluateConfig
 from pipeline.evaluation.infer import load_model_for_eval, predict_set_multi
 from pipeline.evaluation.matrix import evaluate_matrix
+from pipeline.evaluation.report import write_report
+from pipeline.evaluation.summary import summarise
+from pipeline.evaluation.tables import sets_by_methods, text_table
 from pipeline.flows.caching import ContentInputs
 
 
@@ -52,7 +55,7 @@ def _eval_cfg(eval_params: dict) -> EvaluateConfig:
 
 @task(name="score", cache_policy=None)
 def score(checkpoint: str, sets: dict[str, str], reference: str, out: str, model_params: dict,
-          eval_params: dict, predictions: dict) -> dict[str, float]:
+          eval_params: dict, predictions: dict) -> dict[str, float | None]:
     model_cfg, cfg = ModelConfig(**model_params), _eval_cfg(eval_params)
     classes = read_records(reference)[1]
     model = load_model_for_eval(checkpoint, model_cfg, classes)
@@ -62,17 +65,27 @@ def score(checkpoint: str, sets: dict[str, str], reference: str, out: str, model
         pr_classes=cfg.pr_classes, pictures=cfg.pictures, picture_method=cfg.picture_method,
         picture_score=cfg.picture_score, predictions=predictions,
     )
-    logger = get_run_logger()
-    for key in sorted(metrics):
-        if key.endswith(".map"):
-            logger.info("%-28s %.4f", key, metrics[key])
+    get_run_logger().info("mAP@0.5 (VOC), sets × methods:\n%s", text_table(*sets_by_methods(metrics, "map")))
     return metrics
+
+
+@task(name="report", cache_policy=None)
+def report(out: str, metrics: dict, sets: dict[str, str], checkpoint: str, reference: str, eval_params: dict,
+           sr_quality: str | None, train_metrics: str | None, figures: list[str]) -> dict:
+    """summary.json (the headline metrics), context.json, report.md and report.html in ``out``."""
+    summary = summarise(out, metrics, _eval_cfg(eval_params), sets, checkpoint, reference,
+                        sr_quality, train_metrics, figures)
+    md, _ = write_report(out)
+    get_run_logger().info("report: %s", md)
+    return summary
 
 
 @flow(name="evaluate", log_prints=True)
 def evaluate_flow(checkpoint: str, sets: dict[str, str], reference: str, out: str,
-                  params_file: str = "params.yaml") -> dict[str, float]:
-    """Evaluate ``checkpoint`` on every set (name -> set dir) against ``reference`` (HR)."""
+                  params_file: str = "params.yaml", sr_quality: str | None = None,
+                  train_metrics: str | None = None, figures: list[str] | None = None) -> dict[str, float | None]:
+    """Evaluate ``checkpoint`` on every set (name -> set dir) against ``reference`` (HR); then write the
+    headline summary and the report (``sr_quality``/``train_metrics``: optional JSON inputs of it)."""
     for name, path in sets.items():
         if not Path(path).is_dir():
             raise FileNotFoundError(f"evaluation set {name!r} not found: {path}")
@@ -82,7 +95,9 @@ def evaluate_flow(checkpoint: str, sets: dict[str, str], reference: str, out: st
     model_params = dataclasses.asdict(model_cfg)
     eval_params = _plain(dataclasses.asdict(eval_cfg))
     predictions = {name: predict(name, path, checkpoint, model_params, eval_params) for name, path in sets.items()}
-    return score(checkpoint, sets, reference, out, model_params, eval_params, predictions)
+    metrics = score(checkpoint, sets, reference, out, model_params, eval_params, predictions)
+    report(out, metrics, sets, checkpoint, reference, eval_params, sr_quality, train_metrics, list(figures or []))
+    return metrics
 
 
 def _plain(value):

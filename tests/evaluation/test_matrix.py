@@ -114,6 +114,13 @@ def test_oracle_scores_perfect_in_hr_frame(sets, tmp_path):
     assert any(d["bbox"] == pytest.approx([100, 60, 160, 160], abs=0.01) for d in lr_dets)  # HR pixels
     header = (out / "pr" / "hr_softnms.csv").read_text().splitlines()[0]
     assert header == "recall,bottle,cat"
+    # long form for dvc plots: the mean + the pictured classes (auto: all 2, smallest first), 101 points each
+    rows = (out / "pr_plots" / "hr_softnms.csv").read_text().splitlines()
+    assert rows[0] == "recall,precision,class" and len(rows) == 1 + 3 * 101
+    assert [r.split(",")[2] for r in rows[1::101]] == ["mean", "bottle", "cat"]
+    assert rows[101] == "1.00,1.000000,mean"  # the oracle: precision 1 up to recall 1
+    sets_rows = (out / "pr_sets.csv").read_text().splitlines()
+    assert sets_rows[0] == "recall,precision,set,method" and len(sets_rows) == 1 + 2 * 3 * 101
     assert (out / "per_class_ap.csv").read_text().count("\n") == 1 + 2 * 3 * 2
     pngs = sorted(p.name for p in (out / "figures").iterdir())
     assert "pr_lr_softnms_gauss.png" in pngs and sum(p.startswith("detections_") for p in pngs) == 2
@@ -134,7 +141,7 @@ def test_real_detector_smoke_and_predict_set(sets, tmp_path):
         coco_backend="faster",
         progress=False,
     )
-    assert all(v == -1.0 or 0.0 <= v <= 1.0 for v in m.values())
+    assert all(v is None or 0.0 <= v <= 1.0 for v in m.values())
     dets = predict_set(
         model, sets["lr"], batch_size=2, device="cpu", post_cfg=PostprocessConfig("soft_gaussian", top_k=7)
     )
@@ -246,3 +253,44 @@ def test_inputs_are_checked_before_the_evaluation_starts(sets, tmp_path):
         check_evaluation_inputs(tmp_path / "none.pt", sets, sets["hr"], cfg)
     with pytest.raises(PipelineError, match="'sr' not found"):
         check_evaluation_inputs(good, {**sets, "sr": tmp_path / "nowhere"}, sets["hr"], cfg)
+
+
+def test_undefined_metrics_are_null_never_minus_one(make_set, tmp_path):
+    """No large object and no 'cat' in the test split: those metrics are null in every file, not -1."""
+    small_only = [
+        ImageRecord("im0", "im0.jpg", "test", 320, 240, np.asarray([[8, 8, 28, 28]], np.float32),
+                    np.asarray([0]), np.zeros(1, bool), np.zeros(1, bool)),
+        ImageRecord("im1", "im1.jpg", "test", 320, 240, np.asarray([[50, 50, 70, 66]], np.float32),
+                    np.asarray([0]), np.zeros(1, bool), np.zeros(1, bool)),
+    ]  # fmt: skip
+    hr = make_set(small_only, CLASSES, "hr")
+    out = tmp_path / "eval"
+    m = evaluate_matrix(OracleDetector(small_only, 2), {"hr": hr}, hr, {"nms": METHODS["nms"]}, out,
+                        pictures=0, progress=False)
+    assert m["hr.nms.map"] == pytest.approx(1.0)
+    for k in ("map_large", "map_medium", "ap_large", "ap_medium", "ar_large"):
+        assert m[f"hr.nms.{k}"] is None, k
+    written = json.loads((out / "metrics.json").read_text())
+    assert written == m and -1 not in written.values() and written["hr.nms.ap_large"] is None
+    cat = json.loads((out / "per_class_ap.json").read_text())["hr"]["nms"]["cat"]
+    assert cat == {"ap": None, "ap_07": None, "ap_small": None, "npos": 0}
+    assert "hr,nms,cat,,,,0" in (out / "per_class_ap.csv").read_text().splitlines()
+
+
+def test_pr_classes_auto_pictures_the_smallest_and_a_list_is_checked(sets, tmp_path):
+    from pipeline.evaluation.classes import smallest_classes
+
+    gt = json.loads(json.dumps({"images": [{"id": 1, "width": 100, "height": 100}],
+                                "categories": [{"id": 1, "name": "big"}, {"id": 2, "name": "tiny"}],
+                                "annotations": [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 50, 50]},
+                                                {"image_id": 1, "category_id": 2, "bbox": [0, 0, 5, 5]}]}))
+    assert smallest_classes(gt, 1) == ["tiny"] and smallest_classes(gt, 5) == ["tiny", "big"]
+    out = tmp_path / "eval"
+    with pytest.raises(ValueError, match=r"evaluate.pr_classes: 'pottedplant' is not a class .*\['bottle', 'cat'\]"):
+        evaluate_matrix(OracleDetector(hr_records(), 2), sets, sets["hr"], METHODS, out,
+                        pr_classes=["cat", "pottedplant"], progress=False)
+    assert not out.exists()  # refused before any work
+    evaluate_matrix(OracleDetector(hr_records(), 2), {"hr": sets["hr"]}, sets["hr"], {"nms": METHODS["nms"]},
+                    out, pr_classes=["cat"], pictures=0, progress=False)
+    classes = {r.split(",")[2] for r in (out / "pr_plots" / "hr_nms.csv").read_text().splitlines()[1:]}
+    assert classes == {"mean", "cat"}
