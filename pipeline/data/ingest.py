@@ -157,6 +157,11 @@ def _voc_images(raw: Path, split: str, entry: dict[str, str], problems: list[Pro
         yield _Image(image_id, f"{root.name}/{iid}.jpg", split, src, str(xml), ann.width, ann.height, objects)
 
 
+def _is_number(v: object) -> bool:
+    """A JSON number (``true``/``false`` are not numbers, though Python's bool is an int)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _coco_images(
     raw: Path, split: str, entry: dict[str, str], problems: list[Problem], cats: dict[str, Any]
 ) -> Iterator[_Image]:
@@ -184,14 +189,14 @@ def _coco_images(
         objects = []
         for ann in im.annotations:
             bbox = ann.get("bbox")
-            if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+            if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox))):
                 problems.append(Problem(split, str(ann_path), "object",
                                         f"annotation {ann.get('id')} of image {im.id}: bbox {bbox!r} is not 4 numbers",
                                         str(im.id)))
                 continue
             box = tuple(float(v) for v in xywh_to_xyxy(np.asarray(bbox, np.float64))[0])
             area = ann.get("area", math.nan)
-            if not (isinstance(area, (int, float)) and (math.isnan(area) or 0 < area < math.inf)):
+            if not (_is_number(area) and (math.isnan(area) or 0 < area < math.inf)):
                 problems.append(Problem(split, str(ann_path), "object",
                                         f"annotation {ann.get('id')} of image {im.id}: area {area!r} is not a "
                                         "positive number", str(im.id)))

@@ -347,3 +347,26 @@ def test_a_split_emptied_by_skipping_fails_the_stage_in_one_line(tmp_path, capsy
         run_cli(lambda: stage.main(argv))
     assert exit_info.value.code == 0 and json.loads((tmp_path / "r.json").read_text())["size_measure"] == "coco_area"
     assert "test 1 / 1, skipped 0 record(s); sizes by coco_area" in capsys.readouterr().out
+
+
+def test_coco_area_json_booleans_are_not_numbers_odd_areas_follow_cocoeval(tmp_path):
+    def edit(doc, root):
+        doc["annotations"] = [
+            {"id": 30, "image_id": 1, "category_id": 3, "bbox": [2, 3, 10, 20], "area": True},  # not a number
+            {"id": 31, "image_id": 1, "category_id": 3, "bbox": [2, 3, True, 20]},  # not a number
+            {"id": 32, "image_id": 2, "category_id": 3, "bbox": [2, 3, 10, 10], "area": 10000.0},  # > box: as given
+            {"id": 33, "image_id": 2, "category_id": 3, "bbox": [2, 3, 40, 40], "area": float("nan")},  # = absent
+            {"id": 34, "image_id": 2, "category_id": 3, "bbox": [2, 3, 40, 40], "area": 1024},  # 32²: medium
+        ]
+
+    raw = _coco_raw(tmp_path, edit)
+    with pytest.raises(IngestError) as info:
+        ingest(raw, tmp_path / "hr", FAIL, progress=False)
+    assert [str(p).split(": ", 1)[1] for p in info.value.problems] == [
+        "annotation 30 of image 1: area True is not a positive number",
+        "annotation 31 of image 1: bbox [2, 3, True, 20] is not 4 numbers"]
+    report = ingest(raw, tmp_path / "hr", SKIP, progress=False)
+    rec = {r.image_id: r for r in read_records(tmp_path / "hr")[0]}["2"]
+    np.testing.assert_array_equal(rec.object_areas(), [10000.0, 1600.0, 1024.0])
+    c = report["counts"]["train"]
+    assert (c["small"], c["medium"], c["large"]) == (0, 2, 1) and report["size_measure"] == "mixed"
