@@ -36,6 +36,13 @@ class CocoFile:
     orphans: list[dict[str, Any]]
 
 
+def _whole(v: Any) -> int:
+    """An id or size as int; ValueError for a JSON true/false or a fractional number (``int()`` would pass them)."""
+    if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+        raise ValueError(f"{v!r} is not a whole number")
+    return int(v)
+
+
 def load_coco(path: str | os.PathLike[str]) -> CocoFile:
     """Read a COCO instances file.
 
@@ -57,7 +64,7 @@ def load_coco(path: str | os.PathLike[str]) -> CocoFile:
         if not isinstance(data.get(key), list):
             raise AnnotationError(f"{path}: missing or non-list '{key}'")
     try:
-        cats = sorted((int(c["id"]), str(c["name"])) for c in data["categories"])
+        cats = sorted((_whole(c["id"]), str(c["name"])) for c in data["categories"])
     except (KeyError, TypeError, ValueError) as exc:
         raise AnnotationError(f"{path}: bad category entry ({exc!r})") from exc
     if len({c for c, _ in cats}) != len(cats):
@@ -65,7 +72,7 @@ def load_coco(path: str | os.PathLike[str]) -> CocoFile:
     images: dict[int, CocoImage] = {}
     for i, im in enumerate(data["images"]):
         try:
-            ci = CocoImage(int(im["id"]), str(im["file_name"]), int(im["width"]), int(im["height"]))
+            ci = CocoImage(_whole(im["id"]), str(im["file_name"]), _whole(im["width"]), _whole(im["height"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise AnnotationError(f"{path}: images[{i}] lacks a valid id/file_name/width/height ({exc!r})") from exc
         if ci.id in images:
@@ -73,7 +80,8 @@ def load_coco(path: str | os.PathLike[str]) -> CocoFile:
         images[ci.id] = ci
     orphans = []
     for ann in data["annotations"]:
-        img = images.get(ann.get("image_id")) if isinstance(ann, dict) else None
+        iid = ann.get("image_id") if isinstance(ann, dict) else None
+        img = images.get(iid) if isinstance(iid, (int, float)) and not isinstance(iid, bool) else None
         if img is None:
             orphans.append(ann)
         else:

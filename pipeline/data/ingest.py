@@ -213,7 +213,7 @@ def _check_objects(img: _Image, index: dict[Any, int], tol: float, problems: lis
     for k, obj in enumerate(img.objects):
         where = f"object {k} ({obj.cls!r}) of image {img.image_id}"
         try:
-            known = obj.cls in index
+            known = obj.cls in index and not isinstance(obj.cls, bool)  # true == 1 in Python, not in JSON
         except TypeError:  # e.g. a JSON list as category_id
             known = False
         if not known:

@@ -370,3 +370,26 @@ def test_coco_area_json_booleans_are_not_numbers_odd_areas_follow_cocoeval(tmp_p
     np.testing.assert_array_equal(rec.object_areas(), [10000.0, 1600.0, 1024.0])
     c = report["counts"]["train"]
     assert (c["small"], c["medium"], c["large"]) == (0, 2, 1) and report["size_measure"] == "mixed"
+
+
+def test_coco_json_types_booleans_lists_and_fractions_are_problems_not_ids(tmp_path):
+    def edit(doc, root):
+        doc["annotations"] += [
+            {"id": 40, "image_id": [1], "category_id": 3, "bbox": [1, 1, 5, 5]},  # unhashable: was a TypeError
+            {"id": 41, "image_id": True, "category_id": 3, "bbox": [1, 1, 5, 5]},  # true is not image 1
+            {"id": 42, "image_id": 1, "category_id": True, "bbox": [1, 1, 5, 5]},  # true is not category 1
+        ]
+
+    raw = _coco_raw(tmp_path, edit)
+    with pytest.raises(IngestError) as info:
+        ingest(raw, tmp_path / "hr", FAIL, progress=False)
+    assert [str(p).split(": ", 1)[1] for p in info.value.problems] == [
+        "annotation 40 refers to unknown image id [1]", "annotation 41 refers to unknown image id True",
+        "object 2 (True) of image 1: unknown class"]
+    for field, value in (("id", True), ("width", 64.5)):
+        def bad_image(doc, root, field=field, value=value):
+            doc["images"][0][field] = value
+
+        raw = _coco_raw(tmp_path / field, bad_image)
+        with pytest.raises(IngestError, match=rf"images\[0\] lacks a valid id/file_name/width/height .*{value}"):
+            ingest(raw, tmp_path / field / "hr", SKIP, progress=False)
