@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,8 +41,10 @@ def watched_paths(cfg: DataConfig) -> list[Path]:
     return [Path(p) for p in dict.fromkeys(paths)]
 
 
-def _files(folder: Path, rel: str = "", ancestors: frozenset[str] = frozenset()) -> Iterator[tuple[str, Path]]:
-    """(relative path, path) of every file below ``folder`` in sorted order, links followed."""
+def _files(folder: Path, rel: str = "", ancestors: frozenset[str] = frozenset()
+           ) -> Iterator[tuple[str, Path, bool]]:
+    """(relative path, path, is a regular file) of every file below ``folder`` in sorted
+    order, links followed (the directory listing's types: no extra stat per file)."""
     real = os.path.realpath(folder)
     if real in ancestors:
         raise SourceError(f"data.local_path: {folder} is a link back to its own parent folder {real} (a cycle)")
@@ -56,27 +57,27 @@ def _files(folder: Path, rel: str = "", ancestors: frozenset[str] = frozenset())
         if e.is_dir():
             yield from _files(Path(e.path), f"{rel}{e.name}/", ancestors | {real})
         else:
-            yield f"{rel}{e.name}", Path(e.path)
+            yield f"{rel}{e.name}", Path(e.path), e.is_file()
 
 
-def _file_md5(path: Path, state: HashState) -> str:
+def _file_md5(path: Path, state: HashState, regular: bool) -> str:
     try:
-        mode = path.stat().st_mode
-        if not stat.S_ISREG(mode):  # a FIFO would block the read forever
-            raise SourceError(f"data.local_path: {path} is not a regular file (a pipe, socket or device)")
+        if not regular:
+            why = "a broken link" if path.is_symlink() and not path.exists() else \
+                "not a regular file (a pipe, socket or device)"  # a FIFO would block the read forever
+            raise SourceError(f"data.local_path: cannot read {path}: {why}")
         return state.md5(path)
     except OSError as exc:
-        why = "a broken link" if path.is_symlink() and not path.exists() else exc.strerror or str(exc)
-        raise SourceError(f"data.local_path: cannot read {path}: {why}") from exc
+        raise SourceError(f"data.local_path: cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def tree_md5(path: Path, state: HashState) -> str:
     """md5 of a file's bytes, or over (relative path, md5) of every file below a folder."""
     if not path.is_dir():
-        return _file_md5(path, state)
+        return _file_md5(path, state, path.is_file())
     h = hashlib.md5()
-    for rel, p in _files(path):
-        h.update(rel.encode("utf-8", "surrogateescape") + b"\0" + _file_md5(p, state).encode() + b"\n")
+    for rel, p, regular in _files(path):
+        h.update(rel.encode("utf-8", "surrogateescape") + b"\0" + _file_md5(p, state, regular).encode() + b"\n")
     return h.hexdigest()
 
 
