@@ -88,7 +88,7 @@ def infer_throughput(num_feat: int, num_block: int, device: str, lr_hw: tuple[in
     if device == "cuda":
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
-    mp = sum(o.shape[1] * o.shape[2] for o in outs) / 1e6
+    mp = sum(o.shape[0] * o.shape[1] for o in outs) / 1e6  # (H, W, 3) uint8 outputs
     return {"model": f"MSRResNet f{num_feat} b{num_block}", "lr_size": list(lr_hw), "images": n,
             "tile": tile, "batch": batch, "seconds": round(dt, 3), "out_mp_per_s": round(mp / dt, 3)}
 

@@ -110,7 +110,7 @@ def load_predictor(checkpoint: str | os.PathLike[str]) -> tuple[torch.nn.Module,
 
 def make_super_resolver(spec: str, scale: int, device: str) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
     """``bicubic`` or an SR generator file -> (function LR image -> SR image, scale)."""
-    from pipeline.sr.infer import bicubic_upscale, super_resolve, to_uint8
+    from pipeline.sr.infer import bicubic_upscale, super_resolve
 
     if spec == "bicubic":
         return (lambda img: bicubic_upscale(img, (scale * img.shape[1], scale * img.shape[0]))), scale
@@ -120,7 +120,7 @@ def make_super_resolver(spec: str, scale: int, device: str) -> tuple[Callable[[n
         raise PipelineError(f"--sr {spec}: not 'bicubic' and no such generator file")
     gen = load_generator(spec)
     dev = None if device == "auto" else device
-    return (lambda img: to_uint8(next(super_resolve(gen, [img], device=dev)))), int(gen.upscale)
+    return (lambda img: next(super_resolve(gen, [img], device=dev))), int(gen.upscale)  # (H, W, 3) uint8
 
 
 def _read_inputs(paths: Sequence[Path], sr: Callable[[np.ndarray], np.ndarray] | None,

@@ -56,13 +56,24 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> np
     Fully decodes (a truncated file is an error) and ignores EXIF orientation (module
     docstring).  Raises ImageError naming the file: missing, undecodable, or over ``max_pixels``.
     """
+    return np.array(read_pil_image(path, max_pixels))
+
+
+def read_pil_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode ``path`` as :func:`read_image` does into a loaded RGB Pillow image (4 bytes
+    per pixel, no array copy): for reading large images band by band with ``crop``."""
     path = Path(path)
-    with _open(path, max_pixels, "cannot decode image") as im:
-        try:
-            im.load()
-            return np.array(im if im.mode == "RGB" else im.convert("RGB"))
-        except _DECODE_ERRORS as exc:
-            raise ImageError(f"{path}: cannot decode image ({exc})") from exc
+    im = _open(path, max_pixels, "cannot decode image")
+    try:
+        im.load()  # closes the file of a single-frame image
+        if im.mode == "RGB":
+            return im
+        rgb = im.convert("RGB")
+        im.close()
+        return rgb
+    except _DECODE_ERRORS as exc:
+        im.close()
+        raise ImageError(f"{path}: cannot decode image ({exc})") from exc
 
 
 def image_size(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
@@ -74,8 +85,12 @@ def image_size(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> tu
 
 def write_image(path: str | os.PathLike[str], array: np.ndarray, quality: int = 95) -> None:
     """Encode an (H, W, 3) uint8 RGB array atomically; format from the suffix (JPEG/PNG)."""
+    write_pil_image(path, Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8), mode="RGB"), quality)
+
+
+def write_pil_image(path: str | os.PathLike[str], img: Image.Image, quality: int = 95) -> None:
+    """Encode an RGB PIL image atomically, as :func:`write_image` (no array copy)."""
     path = Path(path)
-    img = Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8), mode="RGB")
     fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
     with atomic_path(path) as tmp:
         if fmt == "JPEG":

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.sr.infer import bicubic_upscale, blend_profile, super_resolve, tile_starts, to_uint8
+from pipeline.sr.infer import bicubic_bands, blend_profile, super_resolve, tile_starts
 from pipeline.sr.models import build_generator
 
 
@@ -40,17 +40,21 @@ def test_blend_weights_sum_to_one_in_a_nominal_overlap():
     assert a[-s * o // 4:].eq(0).all() and b[: s * o // 4].eq(0).all()  # guard bands
 
 
+def _diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a.astype(int) - b.astype(int))
+
+
 def test_output_shape_and_tiled_equals_untiled(generator):
     imgs = _images(0, [(47, 61), (20, 33)])
     whole = list(super_resolve(generator, imgs, tile=256, overlap=0, batch_size=1, device="cpu"))
     # overlap/4 = 8 LR px >= receptive-field radius of a 2-block MSRResNet (7 px)
     tiled = list(super_resolve(generator, imgs, tile=40, overlap=32, batch_size=3, device="cpu"))
     for img, a, b in zip(imgs, whole, tiled, strict=True):
-        assert a.shape == b.shape == (3, 4 * img.shape[0], 4 * img.shape[1])
-        assert float((a - b).abs().max()) < 1e-4
+        assert a.shape == b.shape == (4 * img.shape[0], 4 * img.shape[1], 3) and a.dtype == np.uint8
+        assert _diff(a, b).max() <= 1  # equal up to float rounding before the uint8 rounding
     # a small overlap still covers every pixel and stays close (blended seams)
     rough = list(super_resolve(generator, imgs[:1], tile=24, overlap=4, batch_size=8, device="cpu"))[0]
-    assert rough.shape == whole[0].shape and float((rough - whole[0]).abs().mean()) < 0.02
+    assert rough.shape == whole[0].shape and _diff(rough, whole[0]).mean() < 0.02 * 255
 
 
 def test_batching_across_images_gives_the_same_result(generator):
@@ -59,17 +63,16 @@ def test_batching_across_images_gives_the_same_result(generator):
     many = list(super_resolve(generator, imgs, tile=64, overlap=8, batch_size=4, device="cpu"))
     assert len(one) == len(many) == 4
     for a, b in zip(one, many, strict=True):
-        assert float((a - b).abs().max()) < 1e-5
+        assert _diff(a, b).max() <= 1
 
 
-def test_to_uint8_resizes_to_hr_size():
-    sr = torch.rand(3, 4 * 25, 4 * 32)  # LR 32x25 from an HR of 129x98 (round(129/4)=32)
-    out = to_uint8(sr, (129, 98))
-    assert out.shape == (98, 129, 3) and out.dtype == np.uint8
-    assert to_uint8(sr).shape == (100, 128, 3)
-    assert bicubic_upscale(out[:10, :12], (48, 40)).shape == (40, 48, 3)
+def test_bicubic_bands_make_the_hr_size():
+    lr = _images(2, [(10, 12)])[0]
+    assert np.concatenate(list(bicubic_bands(lr, (48, 40)))).shape == (40, 48, 3)
 
 
 def test_bad_tiling_arguments(generator):
     with pytest.raises(ValueError, match="overlap"):
         list(super_resolve(generator, _images(0, [(8, 8)]), tile=16, overlap=16))
+    with pytest.raises(ValueError, match=r"image 1: expected \(h, w, 3\) uint8"):
+        list(super_resolve(generator, [_images(0, [(8, 8)])[0], np.zeros((0, 5, 3), np.uint8)]))
