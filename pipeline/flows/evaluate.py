@@ -23,7 +23,9 @@ from pipeline.evaluation.matrix import evaluate_matrix
 from pipeline.evaluation.report import write_report
 from pipeline.evaluation.summary import summarise
 from pipeline.evaluation.tables import sets_by_methods, text_table
+from pipeline.flows.artifacts import checkpoint_tags, tag_flow_run
 from pipeline.flows.caching import ContentInputs
+from pipeline.flows.eval_artifacts import publish_evaluation
 
 
 def _load(params_file: str) -> tuple[ModelConfig, EvaluateConfig]:
@@ -94,9 +96,11 @@ def evaluate_flow(checkpoint: str, sets: dict[str, str], reference: str, out: st
     model_cfg, eval_cfg = _load(params_file)
     model_params = dataclasses.asdict(model_cfg)
     eval_params = _plain(dataclasses.asdict(eval_cfg))
+    tag_flow_run(checkpoint_tags(checkpoint))  # variant, train set, DVC experiment: told apart in the UI
     predictions = {name: predict(name, path, checkpoint, model_params, eval_params) for name, path in sets.items()}
     metrics = score(checkpoint, sets, reference, out, model_params, eval_params, predictions)
     report(out, metrics, sets, checkpoint, reference, eval_params, sr_quality, train_metrics, list(figures or []))
+    publish_evaluation(out)  # sets × methods table, report and figure links as Prefect artifacts
     return metrics
 
 

@@ -3,7 +3,9 @@
 Tasks: ``load-config`` (validate params), ``fit`` (the training run; its metrics are
 written in dvclive's layout under ``<out>/dvclive`` by the core and echoed to the
 Prefect log),
-``summarise`` (a JSON summary next to the model).  Runs with a Prefect server when
+``summarise`` (a JSON summary next to the model).  The run is tagged with the
+variant, the train set and the DVC experiment, and publishes a ``train-summary``
+table artifact (:mod:`pipeline.flows.artifacts`).  Runs with a Prefect server when
 ``PREFECT_API_URL`` is set (see ``python -m pipeline.flows.server``) and without one
 otherwise.  On a GPU machine without Prefect use ``python -m pipeline.detector.train``.
 """
@@ -19,11 +21,12 @@ from pipeline.atomic import write_json
 from pipeline.config import load_params, section
 from pipeline.detector.model import ModelConfig
 from pipeline.detector.train import TrainConfig, train
+from pipeline.flows.artifacts import publish_training, run_tags, tag_flow_run
 
 
-def echo_to_run_log(row: dict[str, float], step: int) -> None:
-    """Mirror a training log row into the Prefect run log (visible in the UI)."""
-    get_run_logger().info("step %d  %s", step, "  ".join(f"{k}={v:.4g}" for k, v in row.items()))
+def echo_to_run_log(row: dict[str, float], step: int, total: int) -> None:
+    """Mirror a training log row into the Prefect run log (visible in the UI) as ``step n/N  k=v ...``."""
+    get_run_logger().info("step %d/%d  %s", step, total, "  ".join(f"{k}={v:.4g}" for k, v in row.items()))
 
 
 @task(name="load-config", cache_policy=None)
@@ -50,5 +53,7 @@ def summarise(summary: dict[str, Any], out: str) -> str:
 def train_flow(train_set: str, out: str, params_file: str = "params.yaml", device: str | None = None) -> str:
     """Train the configured SSD variant on ``train_set``; returns the summary path."""
     model_cfg, train_cfg = load_config(params_file)
+    tag_flow_run(run_tags(model_cfg.parsed_variant.name, train_set))
     summary = fit(model_cfg, train_cfg, train_set, out, device)
+    publish_training(summary)
     return summarise(summary, out)
