@@ -26,7 +26,7 @@ SET_STYLES: dict[str, tuple[str, str, str]] = {
     "bicubic": ("bicubic", "#009E73", "-."),
     "lr": ("LR", "#CC79A7", ":"),
 }
-LOSS_COLORS = {"loss": "#000000", "cls": "#E69F00", "box": "#56B4E9"}
+LOSS_COLORS = {"loss": "#D55E00", "cls": "#E69F00", "box": "#56B4E9"}  # Okabe-Ito
 
 
 class CurveError(PipelineError, ValueError):
