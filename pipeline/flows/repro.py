@@ -3,7 +3,8 @@
 The stage order comes from DVC's own stage graph, and each task asks DVC's status
 whether its stage is out of date; only then does it run ``dvc repro --single-item
 <stage>``, streaming DVC's output into the task's log, so the Prefect UI shows
-stage-level progress.
+stage-level progress; a stage DVC finds up to date ends in the state ``Skipped``,
+visibly apart from one that ran (``Completed``).
 Overlapping runs are serialised by a file lock (``.dvc/tmp/repro-flow.lock``):
 a second run waits up to ``wait_s`` seconds and is then skipped with a clear
 message — it never starts half-way.  DVC's own repository lock, held by a
@@ -12,16 +13,19 @@ message — it never starts half-way.  DVC's own repository lock, held by a
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.states import Completed, State
 
 from pipeline.errors import PipelineError
 from pipeline.runlock import run_lock
 
 DVC_LOCK_BUSY = "Unable to acquire lock"
+SKIPPED = "Skipped"  # state name of a stage (or run) that had nothing to do
 
 
 class StageFailed(PipelineError, RuntimeError):
@@ -88,11 +92,16 @@ def _dvc_lock_busy(task, task_run, state) -> bool:
 
 @task(name="dvc-stage", retries=5, retry_delay_seconds=10, retry_condition_fn=_dvc_lock_busy,
       task_run_name="{stage}", cache_policy=None)
-def run_stage(stage: str, repo: str) -> str:
-    """``dvc repro --single-item <stage>`` when DVC's status says it is out of date."""
+def run_stage(stage: str, repo: str) -> str | State:
+    """``dvc repro --single-item <stage>`` when DVC's status says it is out of date.
+
+    A stage DVC finds up to date ends in the state ``Skipped`` (a Completed state under
+    another name, so the UI shows it apart from a stage that ran), with result
+    ``"skipped (unchanged)"``; a stage that ran ends ``Completed`` with result ``"ran"``.
+    """
     if not stage_changed(Path(repo), stage):
         get_run_logger().info("%s: up to date (dvc status), skipped", stage)
-        return "skipped (unchanged)"
+        return Completed(name=SKIPPED, message="up to date (dvc status)", data="skipped (unchanged)")
     _run_dvc(["repro", "--single-item", stage], Path(repo))
     return "ran"
 
@@ -100,6 +109,8 @@ def run_stage(stage: str, repo: str) -> str:
 @flow(name="repro", log_prints=True)
 def repro(repo: str = ".", stages: list[str] | None = None, wait_s: float = 0.0) -> dict[str, str]:
     """Reproduce the DVC pipeline stage by stage; returns {stage: "ran" | "skipped (unchanged)"}.
+
+    A run skipped because another holds the lock ends in the state ``Skipped``.
 
     Args:
         repo: the project directory (holding dvc.yaml).
@@ -118,14 +129,33 @@ def repro(repo: str = ".", stages: list[str] | None = None, wait_s: float = 0.0)
         if not held:
             logger.warning("another pipeline run holds %s; this run is skipped (nothing was changed)",
                            root / ".dvc/tmp/repro-flow.lock")
-            return {"status": "skipped: another run in progress"}
-        results = {}
-        for stage in order:
-            results[stage] = run_stage(stage, str(root))
-        return results
+            return Completed(name=SKIPPED, message="another pipeline run in progress",  # type: ignore[return-value]
+                             data={"status": "skipped: another run in progress"})
+        # return_state: the task's own state (Skipped or Completed) stays in the UI; .result() raises on failure
+        return {stage: run_stage(stage, str(root), return_state=True).result() for stage in order}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pipeline.flows.repro [--repo DIR] [--stage NAME ...] [--wait SECONDS]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.flows.repro",
+        description="Reproduce the DVC pipeline as one Prefect flow run, one task per DVC stage "
+        "(stages DVC finds up to date end 'Skipped').",
+    )
+    parser.add_argument("--repo", default=".", help="project directory holding dvc.yaml (default: .)")
+    parser.add_argument("--stage", action="append", dest="stages", metavar="NAME",
+                        help="run only this stage (repeatable; pipeline order is kept); default: all")
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="wait this long for another run's lock, then skip this run (default: 0)")
+    args = parser.parse_args(argv)
+    results = repro(repo=args.repo, stages=args.stages, wait_s=args.wait)
+    width = max(map(len, results), default=0)
+    for stage, outcome in results.items():
+        print(f"{stage:<{width}}  {outcome}")
+    return 0
 
 
 if __name__ == "__main__":
     from pipeline.cli import run_cli
 
-    run_cli(lambda: print(repro()))
+    run_cli(main)
