@@ -55,7 +55,8 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[Cell]], digits: in
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
+    """A cell that stays one cell and shows as written: ``|`` escaped, HTML characters as entities."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Cell]], digits: int = 4) -> str:
