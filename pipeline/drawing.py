@@ -9,7 +9,7 @@ Images are (H, W, 3) uint8 RGB; boxes are xyxy pixels of that image.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -164,15 +164,30 @@ def draw_legend(canvas: np.ndarray, entries: Sequence[tuple[str, Sequence[Color]
 
 def legend_strip(width: int, lw: int) -> np.ndarray:
     """A black (h, ``width``, 3) band for the top of a figure: ``ground truth`` (white, black rim)
-    and ``prediction (colour = class)`` (palette stripes), left-aligned."""
-    scale, thick, th, sw = _legend_metrics(lw)
+    and ``prediction (colour = class)`` (palette stripes), left-aligned; the wording shortens
+    to ``GT`` / ``prediction`` and then the font shrinks until it fits ``width``."""
+    _, thick, th, sw = _legend_metrics(lw)
     strip = np.zeros((sw + 8, width, 3), np.uint8)
+    swatches = ((GT_COLOR,), PALETTE[:4])
+    for texts, scale in _legend_wordings(font_scale(lw), thick):
+        widths = [sw + 4 + cv2.getTextSize(t, _FONT, scale, thick)[0][0] for t in texts]
+        if sum(widths) + 2 * sw + 8 <= width:
+            break
     x = 4
-    for text, colors in (("ground truth", (GT_COLOR,)), ("prediction (colour = class)", PALETTE[:4])):
+    for text, colors, w in zip(texts, swatches, widths, strict=True):
         _swatch(strip, (x, 4), sw, colors)
         cv2.putText(strip, text, (x + sw + 4, 4 + th), _FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)
-        x += sw + 4 + cv2.getTextSize(text, _FONT, scale, thick)[0][0] + 3 * sw
+        x += w + 2 * sw
     return strip
+
+
+def _legend_wordings(scale: float, thick: int) -> Iterator[tuple[tuple[str, str], float]]:
+    """Legend texts from the fullest to the shortest, then ever smaller fonts (down to the minimum)."""
+    yield ("ground truth", "prediction (colour = class)"), scale
+    yield ("ground truth", "prediction"), scale
+    while scale > _MIN_SCALE:
+        scale = max(_MIN_SCALE, scale * 0.85)
+        yield ("GT", "prediction"), scale
 
 
 def _per_box(name: str, values: object, n: int, dtype: type, n_classes: int | None = None) -> np.ndarray:

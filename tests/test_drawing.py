@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from pipeline.data.images import read_image
-from pipeline.drawing import PALETTE, draw_detections, draw_label, line_width, text_color
+from pipeline.drawing import PALETTE, draw_detections, draw_label, legend_strip, line_width, text_color
 
 NAMES = ["person", "bicycle", "a very long class name"]
 
@@ -87,3 +87,10 @@ def test_bad_inputs_are_one_clear_error_and_bad_boxes_are_not_drawn(jpeg):
     bad = np.array([[np.nan, 0, 10, 10], [0, np.inf, 10, 10], [500, 500, 600, 600], [-50, -50, -5, -5]])
     out = draw_detections(jpeg, bad, [0, 0, 0, 0], [0.9] * 4, NAMES)
     assert np.array_equal(out, jpeg)
+
+
+@pytest.mark.parametrize("width", [200, 260, 404, 900])
+def test_legend_strip_text_fits_the_figure_width(width):
+    strip = legend_strip(width, line_width((240, width)))
+    assert strip.shape[1] == width and (strip == 255).any()  # the white GT swatch and text are drawn
+    assert not strip[:, -4:].any()  # nothing runs off the right edge
