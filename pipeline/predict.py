@@ -70,16 +70,18 @@ def collect_sources(sources: Sequence[str]) -> list[Path]:
         p = Path(src)
         if p.is_dir():
             found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise PipelineError(f"--source {src}: folder holds no image files ({', '.join(IMAGE_SUFFIXES)})")
         elif p.is_file():
             found = [p]
+        elif not glob.has_magic(src):
+            raise PipelineError(f"--source {src}: no such file or folder")
         else:
             found = sorted(Path(m) for m in glob.glob(src, recursive=True) if Path(m).is_file())
-            if not found and not glob.has_magic(src):
-                raise PipelineError(f"--source {src}: no such file or folder")
+            if not found:
+                raise PipelineError(f"--source {src}: the pattern matches no files")
         for f in found:
             out.setdefault(f.resolve(), f)
-    if not out:
-        raise PipelineError(f"--source {' '.join(sources)}: no image files found")
     return list(out.values())
 
 
