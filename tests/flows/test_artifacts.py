@@ -76,6 +76,8 @@ def project(tmp_path):
             "picture_score": 0.0,
             "device": "cpu",
             "summary_sets": ["hr", "copy"],
+            "summary_small_sets": ["hr"],
+            "methods": {"nms": {"method": "nms"}, "softnms": {"method": "soft_linear"}},
         },
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
