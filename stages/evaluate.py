@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         sets[name] = path
     # missing sets, another class list, a checkpoint of another model: one line, before a flow run starts
     check_evaluation_inputs(args.checkpoint, sets, args.reference, model_cfg)
-    check_summary_sets(eval_cfg.summary_sets, sets)
+    check_summary_sets(eval_cfg, sets)
     check_inputs(read_json_input(args.sr_quality, "SR quality") if args.sr_quality else None,
                  read_json_input(args.train_metrics, "training metrics") if args.train_metrics else None,
                  (str(args.sr_quality), str(args.train_metrics)))

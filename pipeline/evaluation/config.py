@@ -54,8 +54,9 @@ class EvaluateConfig:
         classes by mean relative area in the evaluated ground truth, so any dataset gets useful
         plots) or a list of class names, each checked against the data (thesis: bottle,
         pottedplant, cat, dog on VOC).
-    summary_sets: the sets whose mAP@0.5 (NMS, Soft-NMS) and small-object AP are headline
-        numbers in ``summary.json`` (each must be evaluated); the full matrix has every set.
+    summary_sets, summary_small_sets: the sets whose mAP@0.5 (NMS, Soft-NMS) / small-object AP
+        are headline numbers in ``summary.json`` (each must be evaluated); the full matrix has
+        every set.
     pictures: number of test images drawn side by side across the sets.
     picture_method, picture_score: which method's detections are drawn, and above which score.
     slice: null (whole images) or sliced inference settings (:class:`pipeline.slicing.SliceConfig`:
@@ -71,6 +72,7 @@ class EvaluateConfig:
     methods: dict[str, Any] = field(default_factory=_default_methods)
     pr_classes: str | list[str] = "auto"
     summary_sets: list[str] = field(default_factory=lambda: ["hr", "sr", "lr"])
+    summary_small_sets: list[str] = field(default_factory=lambda: ["hr", "sr"])
     pictures: int = 4
     picture_method: str = "softnms"
     picture_score: float = 0.3
@@ -98,8 +100,9 @@ class EvaluateConfig:
         self.method_configs(prefix)
         require(self.pr_classes == "auto" or isinstance(self.pr_classes, list), f"{prefix}.pr_classes",
                 f"expected 'auto' or a list of class names, got {self.pr_classes!r}")
-        require(len(set(self.summary_sets)) == len(self.summary_sets), f"{prefix}.summary_sets",
-                f"lists a set twice: {self.summary_sets}")
+        for key in ("summary_sets", "summary_small_sets"):
+            names = getattr(self, key)
+            require(len(set(names)) == len(names), f"{prefix}.{key}", f"lists a set twice: {names}")
         require(
             self.pictures == 0 or self.picture_method in self.methods,
             f"{prefix}.picture_method",

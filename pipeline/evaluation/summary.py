@@ -4,13 +4,14 @@ About a dozen numbers, short keys, so ``dvc metrics show``, ``dvc metrics diff``
 ``dvc exp show --only-changed`` fit a 160-column terminal (the full matrix stays in
 ``metrics.json``: ``python -m pipeline.evaluation.show``)::
 
-    {"hr": {"nms": .., "soft": .., "small": ..}, "sr": {..}, "lr": {..},   # per evaluate.summary_sets
+    {"hr": {"nms": .., "soft": .., "small": ..}, "sr": {..}, "lr": {"nms": .., "soft": ..},
      "psnr_gain": ..,   # SR PSNR minus bicubic PSNR, dB (sr_quality.json)
      "loss": .., "img_s": ..}   # training: last logged loss, throughput (dvclive metrics.json)
 
-``<set>.nms`` / ``<set>.soft``: VOC mAP@0.5 (all-point) with the first hard-NMS / first
-Soft-NMS method of ``evaluate.methods``; ``<set>.small``: COCO AP_small (AP@[.5:.95] of
-objects < 32² px in the HR frame) with the Soft-NMS method.  An undefined value (no
+``<set>.nms`` / ``<set>.soft`` (``evaluate.summary_sets``): VOC mAP@0.5 (all-point) with the
+first hard-NMS / first Soft-NMS method of ``evaluate.methods``; ``<set>.small``
+(``evaluate.summary_small_sets``): COCO AP_small (AP@[.5:.95] of objects < 32² px in the
+HR frame) with the Soft-NMS method.  An undefined value (no
 ground truth in a bucket, no such method, no input file) is absent, never -1.
 
 Beside it, ``<out>/context.json`` keeps the inputs the report needs (the whole SR quality
@@ -78,11 +79,12 @@ def check_inputs(sr_quality: Mapping[str, Any] | None, train_metrics: Mapping[st
         _number(train_metrics, "train.img_per_s", sources[1])
 
 
-def check_summary_sets(summary_sets: Sequence[str], sets: Mapping[str, Any]) -> None:
-    """Every headline set is one of the evaluated sets (one line naming the first that is not)."""
-    missing = [s for s in summary_sets if s not in sets]
-    if missing:
-        raise SummaryInputError(f"evaluate.summary_sets: {missing[0]!r} is not an evaluated set (sets: {list(sets)})")
+def check_summary_sets(cfg: EvaluateConfig, sets: Mapping[str, Any]) -> None:
+    """Every headline set is one of the evaluated sets (one line naming the key and the first that is not)."""
+    for key in ("summary_sets", "summary_small_sets"):
+        missing = [s for s in getattr(cfg, key) if s not in sets]
+        if missing:
+            raise SummaryInputError(f"evaluate.{key}: {missing[0]!r} is not an evaluated set (sets: {list(sets)})")
 
 
 def headline_methods(methods: Mapping[str, PostprocessConfig]) -> dict[str, str]:
@@ -104,6 +106,7 @@ def build_summary(
     metrics: Mapping[str, float | None],
     methods: Mapping[str, PostprocessConfig],
     sets: Sequence[str],
+    small_sets: Sequence[str] = (),
     sr_quality: Mapping[str, Any] | None = None,
     train_metrics: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -111,11 +114,12 @@ def build_summary(
     kinds = headline_methods(methods)
     small_method = kinds.get("soft", kinds.get("nms"))
     out: dict[str, Any] = {}
-    for s in sets:
+    for s in dict.fromkeys([*sets, *small_sets]):
         row: dict[str, Any] = {}
         for kind, name in kinds.items():
-            _put(row, kind, metrics.get(f"{s}.{name}.map"), 4)
-        if small_method is not None:
+            if s in sets:
+                _put(row, kind, metrics.get(f"{s}.{name}.map"), 4)
+        if small_method is not None and s in small_sets:
             _put(row, "small", metrics.get(f"{s}.{small_method}.ap_small"), 4)
         if row:
             out[s] = row
@@ -157,8 +161,8 @@ def summarise(
     train = read_json_input(train_metrics, "training metrics") if train_metrics else None
     check_inputs(sr, train, (str(sr_quality), str(train_metrics)))
     methods = cfg.method_configs()
-    check_summary_sets(cfg.summary_sets, sets)
-    summary = build_summary(metrics, methods, cfg.summary_sets, sr, train)
+    check_summary_sets(cfg, sets)
+    summary = build_summary(metrics, methods, cfg.summary_sets, cfg.summary_small_sets, sr, train)
     context = {
         "checkpoint": str(checkpoint), "reference": str(reference), "split": cfg.split,
         "sets": {k: str(v) for k, v in sets.items()},

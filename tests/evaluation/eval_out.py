@@ -22,7 +22,8 @@ def make_eval_out(make_set: Callable[..., Path], root: Path, classes: Sequence[s
                   pr_classes: str | list[str] = "auto") -> tuple[Path, dict, dict]:
     """Evaluate, summarise and return ``(out_dir, metrics, summary)``; inputs written under ``root``."""
     sets = {"hr": make_set(hr_records(), classes, "hr"), "lr": make_set(lr_records(), classes, "lr")}
-    cfg = EvaluateConfig(methods=METHODS, summary_sets=["hr", "lr"], pictures=1, pr_classes=pr_classes)
+    cfg = EvaluateConfig(methods=METHODS, summary_sets=["hr", "lr"],
+                         summary_small_sets=["hr", "lr"], pictures=1, pr_classes=pr_classes)
     out = root / "eval"
     metrics = evaluate_matrix(OracleDetector(hr_records(), len(classes)), sets, sets["hr"], cfg.method_configs(),
                               out, pictures=1, pr_classes=pr_classes, picture_method="softnms", progress=False)

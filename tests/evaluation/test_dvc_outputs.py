@@ -83,14 +83,14 @@ def test_dvc_metrics_show_is_the_headline_summary_within_160_columns(dvc_repo):
     methods = {"nms": PostprocessConfig("nms"), "softnms": PostprocessConfig("soft_linear")}
     matrix = {f"{s}.{m}.{k}": 0.123456 for s in ("hr", "sr", "bicubic", "lr") for m in methods
               for k in ("map", "ap_small")}  # fmt: skip
-    summary = build_summary(matrix, methods, ["hr", "sr", "lr"], {"psnr_gain_db": -0.12345},
+    summary = build_summary(matrix, methods, ["hr", "sr", "lr"], ["hr", "sr"], {"psnr_gain_db": -0.12345},
                             {"train": {"loss": 12.34567, "img_per_s": 1234.56}})
     (dvc_repo / "data" / "eval" / "summary.json").write_text(json.dumps(summary))
     shown = run([*DVC, "metrics", "show"], dvc_repo)
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert [ln.split()[0] for ln in lines[1:]] == ["data/eval/summary.json"]  # the only metrics file
-    assert len(lines[0].split()) == 1 + 12 and "hr.soft" in lines[0] and "psnr_gain" in lines[0]
+    assert len(lines[0].split()) == 1 + 11 and "hr.soft" in lines[0] and "psnr_gain" in lines[0]
     assert max(len(ln) for ln in lines) <= 160, shown.stdout
     full = run([*DVC, "metrics", "show", "data/eval/metrics.json"], dvc_repo)  # the whole matrix, on request
     assert full.returncode == 0 and "hr.softnms.map" in full.stdout

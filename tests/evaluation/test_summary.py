@@ -27,17 +27,18 @@ def test_headline_is_first_hard_and_first_soft_method_per_summary_set():
     assert headline_methods(METHODS) == {"nms": "nms", "soft": "softnms"}
     assert headline_methods({"g": PostprocessConfig("soft_gaussian"), "n2": PostprocessConfig("nms")}) == {
         "soft": "g", "nms": "n2"}
-    s = build_summary(matrix(), METHODS, ["hr", "sr", "lr"],
+    s = build_summary(matrix(), METHODS, ["hr", "sr", "lr"], ["hr", "sr", "lr"],
                       {"psnr_gain_db": 0.10549, "sr": {"psnr": 31.6}},
                       {"train": {"loss": 2.345678, "img_per_s": 143.4567}, "step": 9})
     assert s == {"hr": {"nms": 0.5, "soft": 0.51, "small": 0.21}, "sr": {"nms": 0.6, "soft": 0.61, "small": 0.21},
                  "lr": {"nms": 0.8, "soft": 0.81}, "psnr_gain": 0.105, "loss": 2.3457, "img_s": 143.5}
     assert "bicubic" not in s  # in the full matrix, not a headline set
-    assert build_summary(matrix(), METHODS, ["hr"]) == {"hr": {"nms": 0.5, "soft": 0.51, "small": 0.21}}
+    assert build_summary(matrix(), METHODS, ["hr"], ["hr"]) == {"hr": {"nms": 0.5, "soft": 0.51, "small": 0.21}}
+    assert build_summary(matrix(), METHODS, ["lr"], ["sr"]) == {"lr": {"nms": 0.8, "soft": 0.81}, "sr": {"small": 0.21}}
 
 
 def test_null_or_nan_inputs_are_absent(tmp_path):
-    s = build_summary(matrix(), {"nms": METHODS["nms"]}, ["hr"], {"psnr_gain_db": None},
+    s = build_summary(matrix(), {"nms": METHODS["nms"]}, ["hr"], ["hr"], {"psnr_gain_db": None},
                       {"train": {"loss": float("nan"), "img_per_s": 3.0}})
     assert s == {"hr": {"nms": 0.5, "small": 0.2}, "img_s": 3.0}
 
@@ -61,8 +62,8 @@ def test_summarise_writes_summary_and_context(tmp_path):
 
 def test_summary_width_fits_160_columns():
     """`dvc metrics show` lays out one column per key: max(len(key) + 2, len(value)) + 2, after the path."""
-    full = matrix() | {"lr.softnms.ap_small": 0.123456}
-    s = build_summary(full, METHODS, EvaluateConfig().summary_sets, {"psnr_gain_db": -0.1234},
+    cfg = EvaluateConfig()
+    s = build_summary(matrix(), METHODS, cfg.summary_sets, cfg.summary_small_sets, {"psnr_gain_db": -0.1234},
                       {"train": {"loss": 12.3456, "img_per_s": 1234.5}})
 
     def flat(d, p=""):
@@ -70,7 +71,7 @@ def test_summary_width_fits_160_columns():
             yield from flat(v, f"{p}{k}.") if isinstance(v, dict) else [(p + k, v)]
 
     cols = [max(len(k) + 2, len(str(v))) + 2 for k, v in flat(s)]
-    assert len(cols) == 12
+    assert len(cols) == 11
     assert len("data/eval/summary.json") + 2 + sum(cols) - 2 <= 160
 
 

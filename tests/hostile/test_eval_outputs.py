@@ -111,6 +111,7 @@ def test_report_on_an_incomplete_out_dir_names_the_missing_file(tmp_path):
         ({"pr_classes": 3}, r"evaluate.pr_classes: expected a string, got 3"),
         ({"summary_sets": "hr"}, r"evaluate.summary_sets: expected a list"),
         ({"summary_sets": ["hr", "sr", "hr"]}, r"evaluate.summary_sets: lists a set twice"),
+        ({"summary_small_sets": ["sr", "sr"]}, r"evaluate.summary_small_sets: lists a set twice"),
     ],
 )
 def test_bad_evaluate_params_are_config_errors(evaluate, message):
@@ -136,13 +137,13 @@ def test_stage_checks_summary_inputs_before_the_flow_starts(make_set, tmp_path):
     cfg = ModelConfig(width=0.125)
     save_detector(ckpt, build_detector(cfg, num_classes=2, init_backbone=False), extra={"classes": CLASSES})
     params = tmp_path / "params.yaml"
-    params.write_text("model: {width: 0.125}\nevaluate: {summary_sets: [hr, sr]}\n")
+    params.write_text("model: {width: 0.125}\nevaluate: {summary_sets: [hr], summary_small_sets: [hr, sr]}\n")
     main = _stage_main()
     base = ["--checkpoint", str(ckpt), "--set", f"hr={hr}", "--reference", str(hr), "--out", str(tmp_path / "e"),
             "--params", str(params)]
-    with pytest.raises(SummaryInputError, match=r"evaluate.summary_sets: 'sr' is not an evaluated set \(sets: \['hr'\]\)"):
+    with pytest.raises(SummaryInputError, match=r"evaluate.summary_small_sets: 'sr' is not an evaluated set \(sets: \['hr'\]\)"):
         main(base)
-    params.write_text("model: {width: 0.125}\nevaluate: {summary_sets: [hr]}\n")
+    params.write_text("model: {width: 0.125}\nevaluate: {summary_sets: [hr], summary_small_sets: [hr]}\n")
     (tmp_path / "sr.json").write_text('{"psnr": 1}')
     with pytest.raises(SummaryInputError, match=r"sr.json: missing key 'psnr_gain_db'"):
         main([*base, "--sr-quality", str(tmp_path / "sr.json")])
