@@ -212,6 +212,13 @@ def export_model(
     return meta
 
 
+def check_finite(model: nn.Module, where: str | os.PathLike[str]) -> None:
+    """Refuse weights holding NaN/inf (they export, but every output would be NaN)."""
+    for name, t in model.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ExportError(f"{where}: weight {name!r} holds NaN or inf; nothing useful to export")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Export a detector checkpoint (network + box decoding; NMS in the caller).")
     p.add_argument("--checkpoint", required=True, help="detector checkpoint (.pt) written by training")
@@ -224,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.out.is_dir():
         raise ExportError(f"--out: {a.out} is a folder; give a file name")
     model, extra = load_detector(a.checkpoint)
+    check_finite(model, a.checkpoint)
     meta = export_model(model, a.format, a.out, extra.get("classes"))
     runner = onnx_runner if a.format == "onnx" else torch_export_runner
     diff = max_abs_diff(model, runner(a.out))

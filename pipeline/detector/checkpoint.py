@@ -67,7 +67,9 @@ def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
 
 def _config_of(ckpt: dict[str, Any], path: Path) -> ModelConfig:
     try:
-        return ModelConfig(**ckpt["config"])
+        cfg = ModelConfig(**ckpt["config"])
+        cfg.validate("model")  # e.g. a variant string this code no longer accepts
+        return cfg
     except (TypeError, ConfigError) as exc:
         raise CheckpointError(f"{path}: recorded model config is not valid here ({exc})") from exc
 
