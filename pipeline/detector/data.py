@@ -14,6 +14,7 @@ Images travel as uint8 (4x less than float32 through pinned memory and the bus);
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -150,6 +151,22 @@ class ResumableSampler(DistributedSampler):
 def _worker_init(_: int) -> None:
     cv2.setNumThreads(0)  # workers are the parallelism; OpenCV's own pool would oversubscribe
     torch.set_num_threads(1)
+    drop_inherited_thread_exit_hooks()
+
+
+def drop_inherited_thread_exit_hooks() -> None:
+    """Forget the thread-exit hooks a forked worker inherits from the training process.
+
+    Libraries register hooks that run when the interpreter stops its threads
+    (``threading._register_atexit``), e.g. Prefect 3's log and event services, and reset
+    their state in a forked child; the hooks then fail when the worker exits
+    (``assert self._done_event is not None``), the worker ends with code 1 and the training
+    process reports "DataLoader worker exited unexpectedly" (issue 15 item 7).  A worker
+    owns none of the parent's threads, so none of those hooks is its to run.
+    """
+    hooks = getattr(threading, "_threading_atexits", None)  # CPython 3.9+; absent: nothing to drop
+    if isinstance(hooks, list):
+        hooks.clear()
 
 
 def auto_num_workers(world_size: int = 1) -> int:

@@ -365,6 +365,7 @@ def _train(
                     break
     finally:
         bar.close()
+        del loader  # its persistent workers stop here (end, max steps mid-epoch, error), not at interpreter exit
         if own_logger:
             logger.close()  # a caller's logger stays open: the caller owns it
     elapsed = time.perf_counter() - t_start

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 
 def rgb_to_y(img: np.ndarray) -> np.ndarray:
@@ -29,29 +28,31 @@ def rgb_to_y(img: np.ndarray) -> np.ndarray:
     return 16.0 + (65.481 * x[..., 0] + 128.553 * x[..., 1] + 24.966 * x[..., 2]) / 255.0
 
 
-def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(x**2) / (2 * sigma**2))
+def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    g = np.exp(-(x**2) / (2 * sigma**2))
     return g / g.sum()
 
 
-def _filter(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """'valid' 2-D Gaussian filtering of (1, 1, H, W), separably (the window is an outer product)."""
-    return F.conv2d(F.conv2d(x, g.view(1, 1, -1, 1)), g.view(1, 1, 1, -1))
-
-
 _WINDOW = 11
-_BAND = 256  # rows per band when scoring whole arrays
+_GAUSS = _gaussian_1d(_WINDOW)
+_BAND = 64  # rows scored at once: float64 temporaries of about 12 x (64 + 10) x W x 8 bytes
 
 
-def _ssim_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """SSIM map ('valid') of two (1, 1, H, W) float64 Y images."""
+def _filter(x: np.ndarray) -> np.ndarray:
+    """'valid' 2-D Gaussian filtering of an (H, W) float64 array, separably (the window is an
+    outer product; OpenCV's ``sepFilter2D``, as basicsr filters with OpenCV)."""
+    r = _WINDOW // 2
+    return cv2.sepFilter2D(x, cv2.CV_64F, _GAUSS, _GAUSS, borderType=cv2.BORDER_REFLECT)[r:-r, r:-r]
+
+
+def _ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """SSIM map ('valid') of two (H, W) float64 Y images."""
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    g = _gaussian_1d(_WINDOW)
-    mu_a, mu_b = _filter(a, g), _filter(b, g)
-    s_aa = _filter(a * a, g) - mu_a**2
-    s_bb = _filter(b * b, g) - mu_b**2
-    s_ab = _filter(a * b, g) - mu_a * mu_b
+    mu_a, mu_b = _filter(a), _filter(b)
+    s_aa = _filter(a * a) - mu_a**2
+    s_bb = _filter(b * b) - mu_b**2
+    s_ab = _filter(a * b) - mu_a * mu_b
     return ((2 * mu_a * mu_b + c1) * (2 * s_ab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (s_aa + s_bb + c2))
 
 
@@ -79,6 +80,10 @@ class QualityMeter:
             raise ValueError(f"image shapes differ: {img.shape} vs {ref.shape}")
         if img.ndim != 3 or img.shape[1] != self.width or self.rows + len(img) > self.height:
             raise ValueError(f"band {img.shape} at row {self.rows} does not fit a {self.width}x{self.height} image")
+        for y in range(0, len(img), _BAND):
+            self._add(img[y:y + _BAND], ref[y:y + _BAND])
+
+    def _add(self, img: np.ndarray, ref: np.ndarray) -> None:
         top, self.rows = self.rows, self.rows + len(img)
         keep = slice(max(0, self.crop - top), max(0, min(len(img), self.height - self.crop - top)))
         ya = rgb_to_y(img[keep, self.crop:self.width - self.crop])
@@ -89,9 +94,9 @@ class QualityMeter:
         self.count += ya.size
         a, b = np.concatenate([self.halo[0], ya]), np.concatenate([self.halo[1], yb])
         if len(a) >= _WINDOW and self.cols >= _WINDOW:
-            ssim_map = _ssim_map(torch.from_numpy(a)[None, None], torch.from_numpy(b)[None, None])
+            ssim_map = _ssim_map(a, b)
             self.ssim_sum += float(ssim_map.sum())
-            self.ssim_count += ssim_map.numel()
+            self.ssim_count += ssim_map.size
         self.halo = (a[-(_WINDOW - 1):], b[-(_WINDOW - 1):])
 
     def _complete(self) -> None:
@@ -114,14 +119,13 @@ class QualityMeter:
 
 
 def _meter(img: np.ndarray, ref: np.ndarray, crop: int) -> QualityMeter:
-    """A meter fed with whole arrays, ``_BAND`` rows at a time."""
+    """A meter fed with whole arrays (scored ``_BAND`` rows at a time)."""
     if img.shape != ref.shape:
         raise ValueError(f"image shapes differ: {img.shape} vs {ref.shape}")
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB image, got shape {img.shape}")
     meter = QualityMeter(img.shape[1], img.shape[0], crop)
-    for y in range(0, img.shape[0], _BAND):
-        meter.add(img[y:y + _BAND], ref[y:y + _BAND])
+    meter.add(img, ref)
     return meter
 
 
