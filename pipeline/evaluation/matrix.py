@@ -31,7 +31,7 @@ import numpy as np
 from torch import nn
 from tqdm import tqdm
 
-from pipeline.atomic import atomic_dir, write_json, write_text
+from pipeline.atomic import atomic_dir, write_json
 from pipeline.data.boxes import SMALL_MAX_AREA, scale_boxes
 from pipeline.data.images import read_image
 from pipeline.data.schema import ImageRecord, images_dir
@@ -39,13 +39,14 @@ from pipeline.evaluation.classes import resolve_pr_classes
 from pipeline.evaluation.coco import Backend, coco_evaluate, records_to_coco
 from pipeline.evaluation.infer import load_split, predict_set_multi
 from pipeline.evaluation.plots import RECALL_POINTS, draw_panel, plot_pr, write_pr_csv, write_side_by_side
-from pipeline.evaluation.pr_tables import class_rows, mean_precision, write_long_csv
+from pipeline.evaluation.pr_tables import class_rows, mean_precision
 from pipeline.evaluation.results import (
     detections_to_results,
     read_results,
     results_to_detections,
     write_results,
 )
+from pipeline.evaluation.tables import write_csv
 from pipeline.evaluation.voc import ImageDetections, VocResult, evaluate_voc
 from pipeline.paths import inside
 from pipeline.postprocess import Detections, PostprocessConfig
@@ -168,7 +169,7 @@ def evaluate_matrix(
 
     metrics: dict[str, float | None] = {}
     per_class: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
-    csv_rows = ["set,method,class,ap,ap_07,ap_small,npos"]
+    csv_rows: list[list[object]] = []
     drawn: dict[str, dict[str, ImageDetections]] = {}
     set_rows: list[list[object]] = []
     picture_method = picture_method or next(iter(methods))
@@ -202,10 +203,10 @@ def evaluate_matrix(
                     }
                     table[name] = row
                     cells = ["" if row[k] is None else f"{row[k]:.6f}" for k in ("ap", "ap_07", "ap_small")]
-                    csv_rows.append(",".join([set_name, method, _csv_cell(name), *cells, str(row["npos"])]))
+                    csv_rows.append([set_name, method, name, *cells, row["npos"]])
                 write_pr_csv(tmp / "pr" / f"{set_name}_{method}.csv", classes, voc.curves)
-                write_long_csv(tmp / "pr_plots" / f"{set_name}_{method}.csv", ("recall", "precision", "class"),
-                               class_rows(classes, voc.curves, picked))
+                write_csv(tmp / "pr_plots" / f"{set_name}_{method}.csv", ("recall", "precision", "class"),
+                          class_rows(classes, voc.curves, picked))
                 mean = mean_precision(voc.curves)
                 set_rows += [[f"{r:.2f}", f"{mean[i]:.6f}", set_name, method] for i, r in enumerate(RECALL_POINTS)]
                 plot_pr(
@@ -220,16 +221,11 @@ def evaluate_matrix(
         _write_pictures(
             tmp / "figures", sets, set_records, ref_records, classes, drawn, pictures, picture_score
         )
-        write_long_csv(tmp / "pr_sets.csv", ("recall", "precision", "set", "method"), set_rows)
+        write_csv(tmp / "pr_sets.csv", ("recall", "precision", "set", "method"), set_rows)
         write_json(tmp / "per_class_ap.json", per_class)
-        write_text(tmp / "per_class_ap.csv", "\n".join(csv_rows) + "\n")
+        write_csv(tmp / "per_class_ap.csv", ("set", "method", "class", "ap", "ap_07", "ap_small", "npos"), csv_rows)
         write_json(tmp / "metrics.json", metrics)  # last: present only if everything else succeeded
     return metrics
-
-
-def _csv_cell(text: str) -> str:
-    """A class name as one CSV field (quoted when it holds a comma or a quote)."""
-    return '"' + text.replace('"', '""') + '"' if any(ch in text for ch in ',"\n') else text
 
 
 def _write_pictures(

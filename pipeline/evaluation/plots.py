@@ -9,9 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.atomic import atomic_path, write_text
+from pipeline.atomic import atomic_path
 from pipeline.data.images import write_image
 from pipeline.drawing import PALETTE, draw_detections, draw_label, legend_strip, line_width
+from pipeline.evaluation.tables import write_csv
 from pipeline.evaluation.voc import ClassCurve, ImageDetections
 
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
@@ -31,12 +32,10 @@ def interpolated_precision(curve: ClassCurve) -> np.ndarray:
 
 
 def write_pr_csv(path: str | os.PathLike[str], classes: Sequence[str], curves: Sequence[ClassCurve]) -> None:
-    """Wide CSV for ``dvc plots``: column ``recall`` plus one precision column per class with ground truth."""
+    """Wide CSV: column ``recall`` plus one precision column per class with ground truth (names CSV-quoted)."""
     cols = [(c, interpolated_precision(cv)) for c, cv in zip(classes, curves, strict=False) if cv.npos > 0]
-    lines = [",".join(["recall", *[c for c, _ in cols]])]
-    for i, r in enumerate(RECALL_POINTS):
-        lines.append(",".join([f"{r:.2f}", *[f"{p[i]:.6f}" for _, p in cols]]))
-    write_text(path, "\n".join(lines) + "\n")
+    rows = ([f"{r:.2f}", *[f"{p[i]:.6f}" for _, p in cols]] for i, r in enumerate(RECALL_POINTS))
+    write_csv(path, ["recall", *[c for c, _ in cols]], rows)
 
 
 def pr_figure(

@@ -11,14 +11,10 @@ work for any class names (spaces included)::
 
 from __future__ import annotations
 
-import csv
-import io
-import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline.atomic import write_text
 from pipeline.evaluation.plots import RECALL_POINTS, interpolated_precision
 from pipeline.evaluation.voc import ClassCurve
 
@@ -36,12 +32,3 @@ def class_rows(classes: Sequence[str], curves: Sequence[ClassCurve], picked: Seq
     series = [(MEAN, mean_precision(curves))]
     series += [(c, interpolated_precision(curves[classes.index(c)])) for c in picked if curves[classes.index(c)].npos]
     return [[f"{r:.2f}", f"{p[i]:.6f}", name] for name, p in series for i, r in enumerate(RECALL_POINTS)]
-
-
-def write_long_csv(path: str | os.PathLike[str], header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    """Write a CSV atomically (names with commas or quotes are quoted as the csv module does)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    write_text(path, buf.getvalue())

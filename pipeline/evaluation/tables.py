@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import csv
+import io
+import os
+from collections.abc import Iterable, Mapping, Sequence
+
+from pipeline.atomic import write_text
 
 Cell = float | int | str | None
 
@@ -52,6 +57,15 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[Cell]], digits: in
         parts = [r[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True))]
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
+
+
+def write_csv(path: str | os.PathLike[str], header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Write a CSV atomically; a name with a comma or a quote is quoted as the csv module does."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_text(path, buf.getvalue())
 
 
 def _md_escape(text: str) -> str:

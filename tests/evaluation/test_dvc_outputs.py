@@ -110,3 +110,15 @@ def test_training_metrics_and_headline_files_are_tracked_by_git(dvc_repo):
         assert run(["git", "check-ignore", "-q", rel], dvc_repo).returncode == 1, f"{rel} is git-ignored"
     for rel in ignored:
         assert run(["git", "check-ignore", "-q", rel], dvc_repo).returncode == 0, f"{rel} is not git-ignored"
+
+
+def test_class_names_with_commas_and_quotes_round_trip_through_every_csv(coco_like_eval):
+    import csv
+
+    out = coco_like_eval[0]
+    wide = list(csv.reader((out / "pr" / "hr_softnms.csv").open()))
+    assert wide[0] == ["recall", *COCO_LIKE] and all(len(r) == 3 for r in wide)
+    per_class = list(csv.DictReader((out / "per_class_ap.csv").open()))
+    assert {r["class"] for r in per_class} == set(COCO_LIKE) and len(per_class) == 2 * 2 * 2
+    long = list(csv.DictReader((out / "pr_plots" / "lr_nms.csv").open()))
+    assert {r["class"] for r in long} == {"mean", *COCO_LIKE} and len(long) == 3 * 101
