@@ -255,8 +255,11 @@ def resize_bands(
 
 
 def bicubic_bands(lr: np.ndarray, size: tuple[int, int], rows: int = 256) -> Iterator[np.ndarray]:
-    """The baseline: PIL bicubic upscaling of an (h, w, 3) uint8 image to ``size`` (W, H), in row bands."""
-    return resize_bands([lr], (lr.shape[1], lr.shape[0]), size, rows)
+    """The baseline: PIL bicubic upscaling of an (h, w, 3) uint8 image to ``size`` (W, H), in
+    row bands (the LR is fed in bands too, so its horizontal pass is never held whole)."""
+    src_rows = max(1, rows * lr.shape[0] // size[1])
+    bands = (lr[y:y + src_rows] for y in range(0, lr.shape[0], src_rows))
+    return resize_bands(bands, (lr.shape[1], lr.shape[0]), size, rows)
 
 
 def bicubic_upscale(lr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
