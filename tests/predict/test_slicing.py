@@ -160,3 +160,28 @@ def test_batched_tiles_equal_per_tile_forwards(one_thread):
             assert torch.allclose(x.boxes, y.boxes, atol=1e-3) and torch.allclose(x.scores, y.scores, atol=1e-5)
             assert torch.equal(x.labels, y.labels)
             assert (x.boxes[:, 2] <= 500 + 1e-3).all() and (x.boxes[:, 3] <= 375 + 1e-3).all()
+
+
+def test_evaluation_scores_a_set_sliced_with_batched_tiles(make_set, one_thread):
+    """``evaluate.slice``: predict_set_multi detects every image of a set tile by tile, in shared batches."""
+    from pipeline.data.schema import ImageRecord
+    from pipeline.evaluation.infer import predict_set_multi
+
+    no = np.zeros(1, bool)
+    recs = [ImageRecord("a", "a.jpg", "test", 600, 450, np.array([[100.0, 100, 130, 120]]), np.array([0]), no, no),
+            ImageRecord("b", "b.jpg", "test", 250, 200, np.array([[10.0, 10, 40, 30]]), np.array([1]), no, no)]
+    set_dir = make_set(recs, ["x", "y", "z"])
+    model = tiny_detector(3)
+    calls = []
+    model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    sl = SliceConfig(size=300, overlap=0.2, merge="greedy")
+    cfgs = {"nms": PostprocessConfig(top_k=50)}
+    got = predict_set_multi(model, set_dir, cfgs, "test", batch_size=4, device="cpu", progress=False, slice_cfg=sl)
+    assert len(windows(600, 450, 300, 0.2)) == 6
+    assert calls == [4, 3]  # 6 windows of a (600x450) + 1 of b (250x200), in batches of 4 across the two images
+    want = dict(detect_images(model, [("a", read_image(set_dir / "images" / "a.jpg")),
+                                      ("b", read_image(set_dir / "images" / "b.jpg"))], cfgs, 5, "cpu", sl))
+    for key, (w, h) in (("a", (600, 450)), ("b", (250, 200))):
+        d = got["nms"][key]
+        assert 0 < len(d) <= 50 and torch.equal(d.boxes, want[key]["nms"].boxes)
+        assert (d.boxes[:, 2] <= w + 1e-3).all() and (d.boxes[:, 3] <= h + 1e-3).all()
