@@ -143,10 +143,13 @@ def images_digest(image_ids: list[str]) -> str:
 
 
 def samples_document(
-    tables: Mapping[str, MatchTable], resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = 0.95
+    tables: Mapping[str, MatchTable], resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = 0.95,
+    methods: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Per result key (e.g. ``hr.nms.map``) its point mAP, interval and per-resample mAPs, for later pairing.
 
+    ``methods`` names the run's hard-NMS and Soft-NMS methods (``{"nms": ..., "soft": ...}``) for the
+    within-run comparisons (:data:`COMPARISONS`), which the document lists under ``effects``.
     Written by the evaluation as ``bootstrap.json``; a study pairs runs through it (same images, same
     resample seed ⇒ the same resamples in every run).
     """
@@ -158,16 +161,62 @@ def samples_document(
     weights = image_weights(len(ids), resamples, seed)
     ones = np.ones((1, len(ids)))
     doc: dict[str, Any] = {"resamples": resamples, "seed": seed, "level": level, "n_images": len(ids),
-                           "images": images_digest(ids), "results": {}}
+                           "images": images_digest(ids), "methods": dict(methods or {}), "results": {}}
     for key, table in tables.items():
         samples = weighted_map(table, weights)
         point = float(weighted_map(table, ones)[0])
         lo, hi = _percentile(samples, level)
         doc["results"][key] = {**Interval(point, lo, hi, level).as_dict(),
                                "samples": [None if not np.isfinite(x) else round(float(x), 5) for x in samples]}
+    doc["effects"] = within_run_effects(doc)
     return doc
 
 
 def document_samples(doc: Mapping[str, Any], key: str) -> np.ndarray:
     """The per-resample values of ``key`` from a :func:`samples_document` (NaN where undefined)."""
     return np.array([np.nan if x is None else x for x in doc["results"][key]["samples"]], dtype=np.float64)
+
+
+#: Within-run comparisons: label -> (a, b) result templates "<set>.<method>"; ``{nms}`` / ``{soft}`` are the
+#: run's hard-NMS and Soft-NMS method names (``methods`` in :func:`samples_document`).
+COMPARISONS: dict[str, tuple[str, str]] = {
+    "SR − bicubic": ("sr.{nms}", "bicubic.{nms}"),
+    "SR − LR": ("sr.{nms}", "lr.{nms}"),
+    "HR − LR": ("hr.{nms}", "lr.{nms}"),
+    "Soft-NMS − NMS (HR)": ("hr.{soft}", "hr.{nms}"),
+    "Soft-NMS − NMS (LR)": ("lr.{soft}", "lr.{nms}"),
+}
+#: The bootstrapped metrics: VOC mAP@0.5 on all objects and on small ones.
+BOOTSTRAP_METRICS = ("map", "map_small")
+
+
+def comparison_keys(methods: Mapping[str, str], metric: str) -> dict[str, tuple[str, str]]:
+    """Each comparison whose methods exist, as (result key a, result key b) for ``metric``."""
+    out = {}
+    for label, (a, b) in COMPARISONS.items():
+        try:
+            out[label] = (f"{a.format(**methods)}.{metric}", f"{b.format(**methods)}.{metric}")
+        except KeyError:  # a method kind this run does not have
+            continue
+    return out
+
+
+def document_difference(doc: Mapping[str, Any], a: str, b: str) -> tuple[float, np.ndarray] | None:
+    """Point difference a − b and its per-resample differences, or None when either is absent/undefined."""
+    results = doc["results"]
+    if a not in results or b not in results or results[a]["value"] is None or results[b]["value"] is None:
+        return None
+    return results[a]["value"] - results[b]["value"], document_samples(doc, a) - document_samples(doc, b)
+
+
+def within_run_effects(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The paired comparisons of one run (:data:`COMPARISONS`) with intervals over its test images."""
+    rows = []
+    for metric in BOOTSTRAP_METRICS:
+        for label, (a, b) in comparison_keys(doc.get("methods", {}), metric).items():
+            diff = document_difference(doc, a, b)
+            if diff is not None:
+                lo, hi = _percentile(diff[1], doc["level"])
+                rows.append({"effect": label, "metric": metric,
+                             **Interval(diff[0], lo, hi, doc["level"]).as_dict()})
+    return rows

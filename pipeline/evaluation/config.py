@@ -40,6 +40,26 @@ def _check_device(device: str, key: str) -> None:
 
 
 @dataclass(frozen=True)
+class BootstrapConfig:
+    """Intervals over test images (:mod:`pipeline.evaluation.bootstrap`).
+
+    resamples: bootstrap resamples of the test images (0: no intervals, no ``bootstrap.json``).
+    level: interval coverage (0.95: 2.5th-97.5th percentiles).
+    seed: resample seed; runs with the same seed and test images share resamples, so a study
+        can pair them.
+    """
+
+    resamples: int = 1000
+    level: float = 0.95
+    seed: int = 0
+
+    def validate(self, prefix: str) -> None:
+        require(self.resamples == 0 or self.resamples >= 100, f"{prefix}.resamples",
+                f"must be 0 (off) or >= 100 for a percentile interval, got {self.resamples}")
+        require(0.5 <= self.level < 1.0, f"{prefix}.level", f"must be in [0.5, 1), got {self.level}")
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     """Attributes:
     split: split evaluated in every set.
@@ -59,6 +79,8 @@ class EvaluateConfig:
         every set.
     pictures: number of test images drawn side by side across the sets.
     picture_method, picture_score: which method's detections are drawn, and above which score.
+    bootstrap: 95 % intervals over test images for every mAP and the within-run comparisons
+        (:class:`BootstrapConfig`), written to ``bootstrap.json`` and the report.
     slice: null (whole images) or sliced inference settings (:class:`pipeline.slicing.SliceConfig`:
         size, overlap, merge, merge_threshold, full_image), for sets of large images.
     """
@@ -76,6 +98,7 @@ class EvaluateConfig:
     pictures: int = 4
     picture_method: str = "softnms"
     picture_score: float = 0.3
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
     slice: SliceConfig | None = None
 
     def method_configs(self, prefix: str = "evaluate") -> dict[str, PostprocessConfig]:

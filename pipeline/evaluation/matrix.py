@@ -9,6 +9,8 @@ original unless stated") and numbers across sets are directly comparable.
 Outputs (all built in a temp directory and renamed onto ``out_dir`` at the end, so
 an error leaves the previous outputs or nothing, never a partial metrics file)::
 
+    out_dir/bootstrap.json               per set × method: mAP (all, small) with its interval and per-resample values
+                                         (pipeline.evaluation.bootstrap), and the within-run comparisons
     out_dir/metrics.json                 flat keys "<set>.<method>.<metric>" (see METRIC_KEYS); null = undefined
     out_dir/per_class_ap.csv / .json     per set × method × class: VOC AP (all-point, 11-point), AP small, npos
     out_dir/pr/<set>_<method>.csv        recall + one precision column per class (101-point envelope)
@@ -35,8 +37,10 @@ from pipeline.atomic import atomic_dir, write_json
 from pipeline.data.boxes import SMALL_MAX_AREA, scale_boxes
 from pipeline.data.images import read_image
 from pipeline.data.schema import ImageRecord, images_dir
+from pipeline.evaluation.bootstrap import samples_document
 from pipeline.evaluation.classes import resolve_pr_classes
 from pipeline.evaluation.coco import Backend, coco_evaluate, records_to_coco
+from pipeline.evaluation.config import BootstrapConfig
 from pipeline.evaluation.infer import load_split, predict_set_multi
 from pipeline.evaluation.plots import RECALL_POINTS, draw_panel, plot_pr, write_pr_csv, write_side_by_side
 from pipeline.evaluation.pr_tables import class_rows, mean_precision
@@ -46,10 +50,13 @@ from pipeline.evaluation.results import (
     results_to_detections,
     write_results,
 )
+from pipeline.evaluation.summary import headline_methods
 from pipeline.evaluation.tables import write_csv
-from pipeline.evaluation.voc import ImageDetections, VocResult, evaluate_voc
+from pipeline.evaluation.voc import ImageDetections, MatchTable, VocResult, match_detections, voc_result
 from pipeline.paths import inside
 from pipeline.postprocess import Detections, PostprocessConfig
+
+BOOTSTRAP_FILE = "bootstrap.json"
 
 #: Per set × method: VOC mAP@0.5 (all-point, 11-point, per HR size bucket) and the COCO stats.
 METRIC_KEYS = (
@@ -89,22 +96,22 @@ def score_detections(
     gt_coco: dict,
     results_path: Path,
     coco_backend: Backend,
-) -> tuple[dict[str, float | None], dict[str, VocResult]]:
+) -> tuple[dict[str, float | None], dict[str, VocResult], dict[str, MatchTable]]:
     """Write the detections file, read it back (validated) and compute VOC + COCO metrics from it.
 
-    Returns the flat metrics and the VOC results per area range (``all``, ``small``, ``medium``, ``large``).
+    Returns the flat metrics, and the VOC results and match tables per area range (``all``, ``small``,
+    ``medium``, ``large``).
     """
     ids = {im["image_key"]: im["id"] for im in gt_coco["images"]}
     write_results(results_path, detections_to_results(detections, ids))
     results = read_results(results_path, gt_coco)
     dets = results_to_detections(results, ids)
-    voc = {
-        b: evaluate_voc(ref_records, dets, classes, area_range=b) for b in ("all", "small", "medium", "large")
-    }
+    tables = {b: match_detections(ref_records, dets, classes, area_range=b) for b in ("all", "small", "medium", "large")}
+    voc = {b: voc_result(t) for b, t in tables.items()}
     metrics = {"map": voc["all"].map, "map_07": voc["all"].map_07}
     metrics.update({f"map_{b}": voc[b].map for b in ("small", "medium", "large")})
     metrics.update(coco_evaluate(gt_coco, results, coco_backend))
-    return {k: _defined(metrics[k]) for k in METRIC_KEYS}, voc
+    return {k: _defined(metrics[k]) for k in METRIC_KEYS}, voc, tables
 
 
 def evaluate_matrix(
@@ -125,6 +132,7 @@ def evaluate_matrix(
     picture_score: float = 0.3,
     progress: bool = True,
     predictions: Mapping[str, Mapping[str, Mapping[str, Detections]]] | None = None,
+    bootstrap: BootstrapConfig | None = None,
 ) -> dict[str, float | None]:
     """Evaluate ``model`` on every set × method and write all outputs (see module docstring).
 
@@ -138,6 +146,9 @@ def evaluate_matrix(
         predictions: optional precomputed ``{set: {method: {image_id: Detections}}}`` (set
             pixel frame, as :func:`predict_set_multi` returns) — e.g. cached per set by the
             Prefect ``evaluate`` flow; sets missing from it are predicted here.
+        bootstrap: intervals over test images for every set × method mAP (all objects, small)
+            and the within-run comparisons, written to ``bootstrap.json``; None or 0 resamples: none
+            (the file says ``"resamples": 0``).
     Returns:
         The flat metrics dict written to ``metrics.json`` (None where a metric is undefined).
     """
@@ -171,6 +182,7 @@ def evaluate_matrix(
     per_class: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     csv_rows: list[list[object]] = []
     drawn: dict[str, dict[str, ImageDetections]] = {}
+    matched: dict[str, MatchTable] = {}
     set_rows: list[list[object]] = []
     picture_method = picture_method or next(iter(methods))
     with atomic_dir(out_dir) as tmp:
@@ -182,7 +194,7 @@ def evaluate_matrix(
                 raw = predict_set_multi(model, path, methods, split, batch_size, device, num_workers, progress)
             for method in tqdm(methods, desc=f"score {set_name}", disable=not progress):
                 dets = to_reference_frame(raw[method], set_records[set_name], ref_by_id)
-                m, vocs = score_detections(
+                m, vocs, tables = score_detections(
                     dets,
                     ref_records,
                     classes,
@@ -191,6 +203,8 @@ def evaluate_matrix(
                     coco_backend,
                 )
                 voc, small = vocs["all"], vocs["small"]
+                matched[f"{set_name}.{method}.map"] = tables["all"]
+                matched[f"{set_name}.{method}.map_small"] = tables["small"]
                 for k, v in m.items():
                     metrics[f"{set_name}.{method}.{k}"] = v
                 table = per_class.setdefault(set_name, {}).setdefault(method, {})
@@ -223,6 +237,11 @@ def evaluate_matrix(
         )
         write_csv(tmp / "pr_sets.csv", ("recall", "precision", "set", "method"), set_rows)
         write_json(tmp / "per_class_ap.json", per_class)
+        if bootstrap is not None and bootstrap.resamples > 0:
+            write_json(tmp / BOOTSTRAP_FILE, samples_document(matched, bootstrap.resamples, bootstrap.seed,
+                                                              bootstrap.level, headline_methods(methods)))
+        else:  # a declared output: present, saying there are no intervals
+            write_json(tmp / BOOTSTRAP_FILE, {"resamples": 0, "results": {}, "effects": []})
         write_csv(tmp / "per_class_ap.csv", ("set", "method", "class", "ap", "ap_07", "ap_small", "npos"), csv_rows)
         write_json(tmp / "metrics.json", metrics)  # last: present only if everything else succeeded
     return metrics

@@ -7,7 +7,7 @@ The HTML page has the same content with every figure embedded as a ``data:`` URI
 no external script or style, so it opens offline and can be mailed as one file.
 
 Reads ``summary.json`` + ``context.json`` (:mod:`pipeline.evaluation.summary`),
-``metrics.json``, ``per_class_ap.json``, ``gt_coco.json`` and ``figures/``.
+``metrics.json``, ``bootstrap.json`` (intervals), ``per_class_ap.json``, ``gt_coco.json`` and ``figures/``.
 """
 
 from __future__ import annotations
@@ -90,6 +90,41 @@ def _headline(summary: Mapping[str, Any], order: list[str]) -> str:
     return "\n\n".join(lines) or "_No headline numbers._"
 
 
+def _interval(r: Mapping[str, Any] | None, signed: bool = False) -> str:
+    """``0.4382 [0.3921, 0.4810]`` (``-`` where undefined)."""
+    if r is None or r.get("value") is None:
+        return "-"
+    f = "{:+.4f}" if signed else "{:.4f}"
+    bounds = "" if r.get("lo") is None else f" [{f.format(r['lo'])}, {f.format(r['hi'])}]"
+    return f.format(r["value"]) + bounds
+
+
+def _intervals(out: Path, order: list[str]) -> str:
+    """mAP (all objects, small) per set × method with its bootstrap interval, and the within-run comparisons."""
+    path = out / "bootstrap.json"
+    if not path.is_file():
+        return "_No intervals (no bootstrap.json)._"
+    doc = _read(path)
+    results = doc.get("results") or {}
+    if not results:
+        return "_Intervals are off (`evaluate.bootstrap.resamples: 0`)._"
+    pairs = sorted({k.rsplit(".", 1)[0] for k in results},
+                   key=lambda k: (order.index(k.split(".")[0]) if k.split(".")[0] in order else len(order), k))
+    rows = [[*p.split(".", 1), _interval(results.get(f"{p}.map")), _interval(results.get(f"{p}.map_small"))]
+            for p in pairs]
+    level = int(round(100 * doc.get("level", 0.95)))
+    text = [f"{level} % percentile intervals from {doc['resamples']} bootstrap resamples of the "
+            f"{doc['n_images']} test images (the image is the unit; every set and method on the same resamples).",
+            markdown_table(["set", "method", "mAP@0.5", "mAP@0.5 small"], rows)]
+    effects = doc.get("effects") or []
+    if effects:
+        text += ["**Paired comparisons** (difference on the same resamples; an interval that excludes 0 is "
+                 "resolved, whatever its sign):",
+                 markdown_table(["comparison", "metric", "difference"],
+                                [[e["effect"], e["metric"], _interval(e, signed=True)] for e in effects])]
+    return "\n\n".join(text)
+
+
 def _per_class(out: Path, context: Mapping[str, Any], sets: list[str]) -> str:
     gt = _read(out / "gt_coco.json")
     per_class = _read(out / "per_class_ap.json")
@@ -162,6 +197,7 @@ def build_report(out_dir: str | os.PathLike[str]) -> str:
         f"scored against the ground truth of `{ref}` in its pixel frame. Undefined values are `-`.",
         "## Headline (summary.json)", _headline(summary, order),
         "## Sets × methods", matrix("map"), matrix("coco_ap"),
+        "## Intervals", _intervals(out, order),
         "## Small objects", matrix("map_small"), matrix("ap_small"),
         f"## Per-class AP, the {SMALLEST_CLASSES} smallest classes", _per_class(out, context, sets),
         "## Super-resolution quality", _sr_quality(context.get("sr_quality")),

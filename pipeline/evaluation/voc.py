@@ -266,8 +266,12 @@ def evaluate_voc(
     ``detections`` have no detections; detections of images not in ``records``
     raise ``KeyError``.
     """
-    table = match_detections(records, detections, classes, iou_threshold, area_range)
-    nc = len(classes)
+    return voc_result(match_detections(records, detections, classes, iou_threshold, area_range))
+
+
+def voc_result(table: MatchTable) -> VocResult:
+    """Per-class AP (all-point and 11-point) and PR curves of a matched set."""
+    nc = len(table.classes)
     ap = np.full(nc, np.nan)
     ap07 = np.full(nc, np.nan)
     curves = [class_curve(table, c) for c in range(nc)]
@@ -275,4 +279,4 @@ def evaluate_voc(
         if curve.npos > 0:
             ap[c] = voc_ap(curve.recall, curve.precision, "all")
             ap07[c] = voc_ap(curve.recall, curve.precision, "11")
-    return VocResult(list(classes), ap, ap07, curves)
+    return VocResult(list(table.classes), ap, ap07, curves)

@@ -65,7 +65,7 @@ def score(checkpoint: str, sets: dict[str, str], reference: str, out: str, model
         model, sets, reference, cfg.method_configs(), out, split=cfg.split, batch_size=cfg.batch_size,
         device=cfg.device, num_workers=cfg.num_workers, coco_backend=cfg.coco_backend,
         pr_classes=cfg.pr_classes, pictures=cfg.pictures, picture_method=cfg.picture_method,
-        picture_score=cfg.picture_score, predictions=predictions,
+        picture_score=cfg.picture_score, predictions=predictions, bootstrap=cfg.bootstrap,
     )
     get_run_logger().info("mAP@0.5 (VOC), sets × methods:\n%s", text_table(*sets_by_methods(metrics, "map")))
     return metrics

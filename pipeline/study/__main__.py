@@ -29,7 +29,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=3, help="training seeds per variant (train.seed = 0..N-1)")
     p.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
                    help="params.yaml override passed to every run (dvc exp run -S)")
-    p.add_argument("--method", default="nms", help="post-processing method for set and variant effects")
     p.add_argument("--prefix", default="study", help="experiment name prefix")
     p.add_argument("--jobs", type=int, default=1, help="experiments run at once (dvc exp run --jobs)")
     p.add_argument("--out", type=Path, default=Path("data/study"), help="report folder")
@@ -62,9 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         queue_and_run(root, cells, args.set_param, args.jobs)
     wall = None if args.report_only else time.monotonic() - start
     runs = collect(root, cells)
-    effects = study_effects(runs, method=args.method, baseline=args.variants[0])
+    effects = study_effects(runs, baseline=args.variants[0])
+    method = runs[0].bootstrap.get("methods", {}).get("nms", "nms")  # the runs' hard-NMS method
     command = "python -m pipeline.study " + shlex.join(sys.argv[1:] if argv is None else argv)
-    md = write_study(root / args.out, effects, runs, args.method, command, wall)
+    md = write_study(root / args.out, effects, runs, method, command, wall)
     print(md)
     return 0
 

@@ -19,17 +19,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import PipelineError
-from pipeline.evaluation.bootstrap import Interval, document_samples
-
-#: Within-run comparisons: label -> (result a, result b) as "<set>.<method>" templates; {m} is the method.
-WITHIN_RUN: dict[str, tuple[str, str]] = {
-    "SR − bicubic": ("sr.{m}", "bicubic.{m}"),
-    "SR − LR": ("sr.{m}", "lr.{m}"),
-    "HR − LR": ("hr.{m}", "lr.{m}"),
-    "Soft-NMS − NMS (HR)": ("hr.softnms", "hr.nms"),
-    "Soft-NMS − NMS (LR)": ("lr.softnms", "lr.nms"),
-}
-METRICS = ("map", "map_small")
+from pipeline.evaluation.bootstrap import BOOTSTRAP_METRICS, Interval, comparison_keys, document_difference
 
 
 @dataclass(frozen=True)
@@ -85,13 +75,6 @@ def seed_bootstrap(point_diffs: np.ndarray, sample_diffs: np.ndarray, level: flo
     return Interval(float(np.nanmean(point_diffs)), float(lo), float(hi), level)
 
 
-def _difference(a: RunResult, ka: str, b: RunResult, kb: str) -> tuple[float, np.ndarray] | None:
-    ra, rb = a.bootstrap["results"], b.bootstrap["results"]
-    if ka not in ra or kb not in rb or ra[ka]["value"] is None or rb[kb]["value"] is None:
-        return None
-    return ra[ka]["value"] - rb[kb]["value"], document_samples(a.bootstrap, ka) - document_samples(b.bootstrap, kb)
-
-
 def _effect(label: str, variant: str, metric: str, pairs: list[tuple[float, np.ndarray]], level: float,
             seed: int) -> Effect | None:
     if not pairs:
@@ -102,19 +85,20 @@ def _effect(label: str, variant: str, metric: str, pairs: list[tuple[float, np.n
     return Effect(label, variant, metric, seed_bootstrap(points, samples, level, seed), len(points), sd)
 
 
-def study_effects(runs: Sequence[RunResult], method: str = "nms", baseline: str = "ssd",
-                  level: float = 0.95, seed: int = 0) -> list[Effect]:
-    """Within-run effects per variant, and variant − baseline (same seeds) on HR, for each metric."""
+def study_effects(runs: Sequence[RunResult], baseline: str = "ssd", level: float = 0.95,
+                  seed: int = 0) -> list[Effect]:
+    """Within-run effects per variant (:data:`~pipeline.evaluation.bootstrap.COMPARISONS`), and
+    variant − baseline with the same seeds on HR with the hard-NMS method, for each metric."""
     check_comparable(runs)
     by_variant: dict[str, dict[int, RunResult]] = {}
     for r in runs:
         by_variant.setdefault(r.variant, {})[r.seed] = r
     effects: list[Effect] = []
     for variant, seeds in by_variant.items():
-        for metric in METRICS:
-            for label, (a, b) in WITHIN_RUN.items():
-                ka, kb = f"{a.format(m=method)}.{metric}", f"{b.format(m=method)}.{metric}"
-                pairs = [d for r in seeds.values() if (d := _difference(r, ka, r, kb)) is not None]
+        for metric in BOOTSTRAP_METRICS:
+            labels = comparison_keys(next(iter(seeds.values())).bootstrap.get("methods", {}), metric)
+            for label, (ka, kb) in labels.items():
+                pairs = [d for r in seeds.values() if (d := document_difference(r.bootstrap, ka, kb)) is not None]
                 if (e := _effect(label, variant, metric, pairs, level, seed)) is not None:
                     effects.append(e)
     base = by_variant.get(baseline, {})
@@ -122,9 +106,21 @@ def study_effects(runs: Sequence[RunResult], method: str = "nms", baseline: str 
         if variant == baseline:
             continue
         common = sorted(set(seeds) & set(base))
-        for metric in METRICS:
-            key = f"hr.{method}.{metric}"
-            pairs = [d for s in common if (d := _difference(seeds[s], key, base[s], key)) is not None]
+        for metric in BOOTSTRAP_METRICS:
+            pairs = []
+            for s in common:
+                nms = seeds[s].bootstrap.get("methods", {}).get("nms")
+                key = f"hr.{nms}.{metric}"
+                if nms is not None and (d := _between(seeds[s], base[s], key)) is not None:
+                    pairs.append(d)
             if (e := _effect(f"{variant} − {baseline} (HR)", variant, metric, pairs, level, seed)) is not None:
                 effects.append(e)
     return effects
+
+
+def _between(a: RunResult, b: RunResult, key: str) -> tuple[float, np.ndarray] | None:
+    """Result ``key`` of run a minus the same result of run b, on the shared resamples."""
+    both = {"results": {"a": a.bootstrap["results"].get(key), "b": b.bootstrap["results"].get(key)}}
+    if both["results"]["a"] is None or both["results"]["b"] is None:
+        return None
+    return document_difference(both, "a", "b")

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipeline.evaluation.config import EvaluateConfig
+from pipeline.evaluation.config import BootstrapConfig, EvaluateConfig
 from pipeline.evaluation.matrix import evaluate_matrix
 from pipeline.evaluation.summary import summarise
 from tests.evaluation.test_matrix import OracleDetector, hr_records, lr_records
@@ -26,7 +26,8 @@ def make_eval_out(make_set: Callable[..., Path], root: Path, classes: Sequence[s
                          summary_small_sets=["hr", "lr"], pictures=1, pr_classes=pr_classes)
     out = root / "eval"
     metrics = evaluate_matrix(OracleDetector(hr_records(), len(classes)), sets, sets["hr"], cfg.method_configs(),
-                              out, pictures=1, pr_classes=pr_classes, picture_method="softnms", progress=False)
+                              out, pictures=1, pr_classes=pr_classes, picture_method="softnms", progress=False,
+                              bootstrap=BootstrapConfig(resamples=200))
     (root / "sr_quality.json").write_text(json.dumps(SR_QUALITY))
     (root / "train.json").write_text(json.dumps(TRAIN_METRICS))
     summary = summarise(out, metrics, cfg, {k: str(v) for k, v in sets.items()}, "model.pt", str(sets["hr"]),

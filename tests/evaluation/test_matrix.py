@@ -294,3 +294,25 @@ def test_pr_classes_auto_pictures_the_smallest_and_a_list_is_checked(sets, tmp_p
                     out, pr_classes=["cat"], pictures=0, progress=False)
     classes = {r.split(",")[2] for r in (out / "pr_plots" / "hr_nms.csv").read_text().splitlines()[1:]}
     assert classes == {"mean", "cat"}
+
+
+def test_bootstrap_file_pairs_every_result_with_its_interval_and_comparisons(sets, tmp_path):
+    from pipeline.evaluation.config import BootstrapConfig
+
+    out = tmp_path / "eval"
+    m = evaluate_matrix(OracleDetector(hr_records(), 2), sets, sets["hr"], METHODS, out, pictures=0,
+                        progress=False, bootstrap=BootstrapConfig(resamples=100))
+    doc = json.loads((out / "bootstrap.json").read_text())
+    assert doc["resamples"] == 100 and doc["n_images"] == sum(r.split == "test" for r in hr_records())
+    assert doc["methods"] == {"nms": "nms", "soft": "softnms"}
+    for s in sets:
+        for meth in METHODS:
+            res = doc["results"][f"{s}.{meth}.map"]
+            assert res["value"] == pytest.approx(m[f"{s}.{meth}.map"], abs=1e-6)
+            assert res["lo"] <= res["value"] <= res["hi"] and len(res["samples"]) == 100
+    effects = {(e["effect"], e["metric"]): e for e in doc["effects"]}
+    assert effects[("HR − LR", "map")]["value"] == 0.0  # the oracle is perfect on both
+    assert ("SR − LR", "map") not in effects  # no SR set evaluated: no comparison
+    evaluate_matrix(OracleDetector(hr_records(), 2), sets, sets["hr"], METHODS, tmp_path / "off", pictures=0,
+                    progress=False, bootstrap=BootstrapConfig(resamples=0))
+    assert json.loads((tmp_path / "off" / "bootstrap.json").read_text())["results"] == {}

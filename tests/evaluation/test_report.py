@@ -14,7 +14,7 @@ def test_report_has_every_section_and_a_glossary_entry_per_metric(coco_like_eval
     out, metrics, summary = coco_like_eval
     md = (out / "report.md").read_text()
     assert md == build_report(out)
-    for heading in ("## Headline", "## Sets × methods", "## Small objects", "## Per-class AP",
+    for heading in ("## Headline", "## Sets × methods", "## Intervals", "## Small objects", "## Per-class AP",
                     "## Super-resolution quality", "## Training", "## Figures", "## Glossary"):
         assert heading in md, heading
     glossary = md.split("## Glossary", 1)[1]
@@ -24,6 +24,9 @@ def test_report_has_every_section_and_a_glossary_entry_per_metric(coco_like_eval
         assert f"`{key}`" in glossary, key
     # numbers come from the files: the oracle's perfect mAP, the SR and training inputs
     assert "| hr | 1.0000 | 1.0000 |" in md
+    # intervals from bootstrap.json: the oracle is perfect on every resample; HR − LR paired difference 0
+    assert "| hr | nms | 1.0000 [1.0000, 1.0000] |" in md.split("## Intervals", 1)[1]
+    assert "| HR − LR | map | +0.0000 [+0.0000, +0.0000] |" in md
     assert "| sr | 31.5975 | 0.7196 |" in md and "+0.105 dB" in md
     assert "| img_per_s | 123.4560 |" in md and "| steps | 40 |" in md
     # per-class rows with COCO-like names (space, comma, quotes; the pipe escaped for the table)

@@ -32,7 +32,8 @@ def _run(name, variant, seed, records, detections, noise_lr):
             dets = detections if noise == 0 else _degrade(detections, rng, noise)
             for metric, area in (("map", "all"), ("map_small", "small")):
                 tables[f"{s}.{m}.{metric}"] = match_detections(records, dets, CLASSES, area_range=area)
-    return RunResult(name, variant, seed, samples_document(tables, resamples=200, seed=0))
+    return RunResult(name, variant, seed, samples_document(tables, resamples=200, seed=0,
+                                                           methods={"nms": "nms", "soft": "softnms"}))
 
 
 @pytest.fixture(scope="module")
