@@ -7,7 +7,8 @@ unless absolute)::
      "splits": {"train": [{"root": "...VOC2007", "ids": "ImageSets/Main/trainval.txt"}],
                 "test":  [...]},                                   # format voc
      # format coco: {"images": "<dir>", "annotations": "<instances json>"} per entry
-     "archives": {"<file name>": "<checksum>"}}
+     "archives": {"<file name>": "<checksum>"},
+     "fingerprint": {...}}          # the source stage's content fingerprint (pipeline.data.fingerprint)
 
 Downloads use the pinned checksums below; VOC md5s are torchvision's
 (torchvision 0.29.1 ``datasets/voc.py``), COCO sha256s are torchvision's
