@@ -9,6 +9,7 @@ atomically.
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 from collections.abc import Sequence
@@ -34,29 +35,33 @@ class CurveError(PipelineError, ValueError):
 
 
 def read_table(path: str | os.PathLike[str], sep: str = ",") -> tuple[list[str], np.ndarray]:
-    """Header and float rows (N, C) of a small numeric table; one-line errors name the file and line."""
+    """Header and float rows (N, C) of a small numeric table (csv quoting, so a class name may
+    hold ``sep``); one-line errors name the file and line."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf8").splitlines()
+        text = path.read_text(encoding="utf8")
     except FileNotFoundError:
         raise CurveError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CurveError(f"{path}: cannot read ({exc})") from None
-    rows = [(n, ln) for n, ln in enumerate(lines, 1) if ln.strip()]
+    try:
+        rows = [(n, cells) for n, cells in enumerate(csv.reader(text.splitlines(), delimiter=sep), 1) if cells]
+    except csv.Error as exc:
+        raise CurveError(f"{path}: not a {'TSV' if sep == chr(9) else 'CSV'} table ({exc})") from None
     if len(rows) < 2:
         raise CurveError(f"{path}: no data rows (a header and at least one row are needed)")
-    header = [h.strip() for h in rows[0][1].split(sep)]
+    header = [h.strip() for h in rows[0][1]]
     values = []
-    for n, line in rows[1:]:
-        cells = line.split(sep)
+    for n, cells in rows[1:]:
+        shown = sep.join(cells)[:80]
         if len(cells) != len(header):
             raise CurveError(f"{path}:{n}: {len(cells)} fields, the header has {len(header)}")
         try:
             row = [float(c) for c in cells]
         except ValueError:
-            raise CurveError(f"{path}:{n}: not a number in {line.strip()[:80]!r}") from None
+            raise CurveError(f"{path}:{n}: not a number in {shown!r}") from None
         if not all(math.isfinite(v) for v in row):
-            raise CurveError(f"{path}:{n}: non-finite value in {line.strip()[:80]!r}")
+            raise CurveError(f"{path}:{n}: non-finite value in {shown!r}")
         values.append(row)
     return header, np.asarray(values, dtype=float)
 

@@ -70,3 +70,11 @@ def test_pr_overlay_with_no_classes_draws_the_mean_alone(tmp_path):
     write_sets(tmp_path / "pr", ["hr", "lr"])
     assert pr_overlay(tmp_path / "pr", tmp_path / "mean.png", []) == []
     assert pixels_near(tmp_path / "mean.png", SET_STYLES["lr"][1]) > 30
+
+
+def test_pr_overlay_reads_a_quoted_class_name_with_a_comma(tmp_path):
+    names = ["disc", "potted, plant"]  # COCO-like names are written quoted by the csv module
+    curves = [ClassCurve(np.linspace(0.05, 0.9, 30), np.linspace(1.0, 0.3, 30), 4) for _ in names]
+    write_pr_csv(tmp_path / "pr" / "hr_softnms.csv", names, curves)
+    assert '"potted, plant"' in (tmp_path / "pr" / "hr_softnms.csv").read_text()
+    assert pr_overlay(tmp_path / "pr", tmp_path / "o.png", ["potted, plant", "potted"]) == ["potted"]

@@ -20,6 +20,9 @@ LOSS_CASES = [
     ("inf-value", b"timestamp\tstep\tloss\n1\t0\tinf\n", "loss.tsv:2: non-finite value"),
     ("no-step-column", b"timestamp\titer\tloss\n1\t0\t5\n", "loss.tsv: no 'step' column"),
     ("binary", b"\xff\xfe\x00garbage\x89PNG", "loss.tsv: cannot read"),
+    ("nul-byte", b"timestamp\tstep\tloss\n1\t0\t5\x00\n", "loss.tsv:2: not a number in '1\\t0\\t5\\x00'"),
+    ("huge-field", b"timestamp\tstep\tloss\n1\t0\t" + b"9" * 200_000 + b"\n",
+     "loss.tsv: not a TSV table (field larger than field limit"),
 ]
 
 
