@@ -79,7 +79,7 @@ def up_to_date(path: Path, stamp_line: str) -> bool:
     try:
         with path.open(encoding="utf8") as f:
             return f.readline() == "<!DOCTYPE html>\n" and f.readline().strip() == f"<!-- {stamp_line} -->"
-    except OSError:
+    except (OSError, UnicodeDecodeError):  # absent or not ours: written anew
         return False
 
 
@@ -99,15 +99,21 @@ def write_template(path: Path) -> bool:
     return True
 
 
-def configure(repo: Path, template: Path) -> None:
-    """Set ``plots.html_template`` in ``repo``'s ``.dvc/config.local`` (relative to ``.dvc``)."""
+def dvc_dir_of(repo: Path) -> Path:
+    """``repo/.dvc``; a one-line error when ``repo`` is not a DVC repository."""
     dvc_dir = repo / ".dvc"
     if not dvc_dir.is_dir():
-        raise PipelineError(f"{dvc_dir}: not a DVC repository (no .dvc folder)")
-    template, dvc_dir = template.resolve(), dvc_dir.resolve()
+        raise PipelineError(f"{repo}: not a DVC repository (no .dvc folder)")
+    return dvc_dir
+
+
+def configure(repo: Path, template: Path) -> None:
+    """Set ``plots.html_template`` in ``repo``'s ``.dvc/config.local`` (relative to ``.dvc``)."""
+    template, dvc_dir = template.resolve(), dvc_dir_of(repo).resolve()
     value = str(template.relative_to(dvc_dir)) if template.is_relative_to(dvc_dir) else str(template)
-    subprocess.run([sys.executable, "-m", "dvc", "config", "--local", "plots.html_template", value],
-                   cwd=repo, check=True)
+    cmd = [sys.executable, "-m", "dvc", "config", "--local", "plots.html_template", value]
+    if subprocess.run(cmd, cwd=repo).returncode != 0:
+        raise PipelineError(f"{repo}: `dvc config --local plots.html_template {value}` failed (see above)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="template path (default: <repo>/.dvc/plots_template.html)")
     parser.add_argument("--no-config", action="store_true", help="write the template only")
     args = parser.parse_args(argv)
+    if not args.no_config:
+        dvc_dir_of(args.repo)  # before the bundle is built, and before writing creates a .dvc folder
     out = args.out or args.repo / ".dvc" / "plots_template.html"
     written = write_template(out)
     if not args.no_config:
