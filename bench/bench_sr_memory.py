@@ -90,7 +90,12 @@ def child(root: Path) -> dict:
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return {"peak_rss_mb": round(peak, 1), "rss_before_mb": round(before, 1), "seconds": round(seconds, 1),
-            "sr_psnr": round(report.sr_psnr, 3), "bicubic_psnr": round(report.bicubic_psnr, 3)}
+            "sr_psnr": _finite(report.sr_psnr), "bicubic_psnr": _finite(report.bicubic_psnr)}
+
+
+def _finite(x: float) -> float | None:
+    """Rounded, or None for inf (strict JSON; the bicubic baseline equals this scene's HR)."""
+    return round(x, 3) if math.isfinite(x) else None
 
 
 def main() -> None:
