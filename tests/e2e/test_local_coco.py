@@ -44,8 +44,8 @@ def tiny_local_coco(coco: str) -> dict:
 def test_dvc_repro_on_the_local_coco_sample(tmp_path, shared_data, prefect_server):
     coco = shared_data / "coco"
     proj = copy_project(tmp_path / "proj", tiny_local_coco(str(coco)), api_url=prefect_server)
-    # One OpenMP thread per stage: on cores shared with other jobs OpenMP's spin-waiting made
-    # SR inference ~3x slower (see tests/detector/train_helpers.one_thread).
+    # One OpenMP thread per stage: on cores shared with other jobs OpenMP's spin-waiting slows
+    # torch down badly (measured for training in tests/detector/train_helpers.one_thread).
     proj.env["OMP_NUM_THREADS"] = "1"
     first = proj.dvc("repro", timeout=840)
     assert _ran(first.stdout) == STAGES, first.stdout[-3000:]
