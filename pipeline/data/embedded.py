@@ -9,16 +9,21 @@ Design (so that a detector learns something measurable and 4x downsampling hurts
   saturation/value: colour is a cue but only shape identifies every object, and
   shape is what 4x downsampling destroys.  A third of the filled objects carry a
   stripe texture, every object a 1-px darker outline with probability 0.5.
-* Sizes: ``small_fraction`` of the objects have a side drawn log-uniformly in
-  [8, 32) px (COCO "small"), the rest in [32, 100] px ("medium").  A 12-px object
-  becomes 3 px at 4x downsampling.
+* Sizes: most objects have a side drawn log-uniformly in ``object_size`` (default
+  [12, 48] px: 3-12 px after 4x downsampling, so part of their shape survives and SR
+  has something to recover); ``tiny_fraction`` of them are drawn in [8, 12) px instead.
 * Polygons are rotated by up to +-20 deg with +-15 % aspect jitter; the box is the
   tight box of the drawn geometry, so it is exact.
 * Background: a random linear colour gradient + low-frequency noise (bilinearly
-  upsampled 8x8 grid) + per-pixel Gaussian noise, plus distractors that are not
-  classes: grey/desaturated strokes (random polylines) and elongated
+  upsampled 8x8 grid) + per-pixel Gaussian noise (``noise_sigma``), plus distractors
+  that are not classes: grey/desaturated strokes (random polylines) and elongated
   low-saturation ellipses.
-* Objects never overlap by more than IoU 0.1 and lie fully inside the image.
+* Crowds: ``crowd_fraction`` of the objects stand in rows of ``crowd_size`` same-class,
+  same-size objects (bottles on a shelf), neighbours overlapping with a box IoU drawn in
+  [0.15, ``crowd_max_iou``]; later ones are drawn over earlier ones (occlusion; boxes
+  stay the full extent, as VOC's).  Hard NMS at IoU 0.45 suppresses true neighbours
+  there, Soft-NMS keeps them with a lower score.  Every other pair of objects overlaps
+  by IoU <= 0.1, and every object lies fully inside the image.
 
 ``scene: large`` renders aerial-like scenes instead (:class:`LargeScene`): 1,500-3,000 px
 images holding hundreds of 6-24 px objects, a share of them packed in crowds (clusters
@@ -100,11 +105,18 @@ class EmbeddedConfig:
         num_train, num_test: images per split.
         image_size: [min, max] side length in px; width and height drawn independently.
         objects_per_image: [min, max] objects per image (inclusive).
-        small_fraction: share of objects with side < 32 px.
+        object_size: [min, max] side in px of most objects, drawn log-uniformly.
+        tiny_fraction: share of objects drawn in [8, object_size[0]) px instead.
+        noise_sigma: per-pixel Gaussian background noise, grey levels (an SR model cannot
+            restore it, so it caps the PSNR gain of any SR over bicubic).
+        crowd_fraction: expected share of objects placed in overlapping same-class rows.
+        crowd_size: [min, max] objects per row.
+        crowd_max_iou: the largest box IoU of two neighbours in a row.
         distractors: [min, max] non-class strokes/blobs per image.
         jpeg_quality: JPEG quality of the written images.
         scene: ``default`` (the fields above) or ``large`` (:class:`LargeScene` replaces
-            image_size, objects_per_image and small_fraction; distractors scale with the area).
+            image_size, objects_per_image, object_size, tiny_fraction and the crowd fields;
+            distractors scale with the area).
         large: the large-scene settings.
     """
 
@@ -112,7 +124,12 @@ class EmbeddedConfig:
     num_test: int = 60
     image_size: tuple[int, int] = (300, 400)
     objects_per_image: tuple[int, int] = (3, 12)
-    small_fraction: float = 0.8
+    object_size: tuple[float, float] = (12.0, 48.0)
+    tiny_fraction: float = 0.2
+    noise_sigma: float = 3.0
+    crowd_fraction: float = 0.4
+    crowd_size: tuple[int, int] = (2, 6)
+    crowd_max_iou: float = 0.5
     distractors: tuple[int, int] = (4, 10)
     jpeg_quality: int = 90
     scene: Literal["default", "large"] = "default"
@@ -125,7 +142,14 @@ class EmbeddedConfig:
         require(128 <= lo <= hi <= 2048, f"{prefix}.image_size", "need 128 <= min <= max <= 2048")
         lo, hi = self.objects_per_image
         require(0 <= lo <= hi <= 64, f"{prefix}.objects_per_image", "need 0 <= min <= max <= 64")
-        require(0.0 <= self.small_fraction <= 1.0, f"{prefix}.small_fraction", "must be in [0, 1]")
+        lo, hi = self.object_size
+        require(8 <= lo <= hi <= 256, f"{prefix}.object_size", "need 8 <= min <= max <= 256 px")
+        require(0.0 <= self.tiny_fraction <= 1.0, f"{prefix}.tiny_fraction", "must be in [0, 1]")
+        require(0.0 <= self.noise_sigma <= 64.0, f"{prefix}.noise_sigma", "must be in [0, 64]")
+        require(0.0 <= self.crowd_fraction <= 1.0, f"{prefix}.crowd_fraction", "must be in [0, 1]")
+        lo, hi = self.crowd_size
+        require(2 <= lo <= hi <= 16, f"{prefix}.crowd_size", "need 2 <= min <= max <= 16")
+        require(0.15 <= self.crowd_max_iou <= 0.9, f"{prefix}.crowd_max_iou", "must be in [0.15, 0.9]")
         lo, hi = self.distractors
         require(0 <= lo <= hi, f"{prefix}.distractors", "need 0 <= min <= max")
         require(1 <= self.jpeg_quality <= 100, f"{prefix}.jpeg_quality", "must be in [1, 100]")
@@ -138,7 +162,7 @@ def _hsv_to_rgb(h_deg: float, s: float, v: float) -> np.ndarray:
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float64)
 
 
-def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+def _background(rng: np.random.Generator, h: int, w: int, noise_sigma: float = 8.0) -> np.ndarray:
     """Gradient + low-frequency noise + pixel noise, float32 (H, W, 3) in [0, 255]."""
     c0, c1 = rng.uniform(40, 200, 3), rng.uniform(40, 200, 3)
     ang = rng.uniform(0, 2 * math.pi)
@@ -149,7 +173,7 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     img = c0 + (c1 - c0) * t[..., None]
     low = rng.normal(0, 25, (8, 8, 3)).astype(np.float32)
     img += cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC)
-    img += rng.standard_normal((h, w, 3), dtype=np.float32) * 8.0
+    img += rng.standard_normal((h, w, 3), dtype=np.float32) * np.float32(noise_sigma)
     return img
 
 
@@ -184,16 +208,18 @@ def _polygon(cls: str, rng: np.random.Generator, side: float) -> np.ndarray:
     return np.stack([r * np.cos(t), r * np.sin(t)], 1)
 
 
-def _free(a: np.ndarray, boxes: np.ndarray) -> bool:
-    """True when box ``a`` overlaps every one of ``boxes`` (K, 4) by IoU <= ``_MAX_IOU``."""
-    if not boxes.size:
-        return True
+def _iou(a: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Box IoU of ``a`` (4,) with each of ``boxes`` (K, 4), xyxy."""
     ix = np.maximum(0.0, np.minimum(a[2], boxes[:, 2]) - np.maximum(a[0], boxes[:, 0]))
     iy = np.maximum(0.0, np.minimum(a[3], boxes[:, 3]) - np.maximum(a[1], boxes[:, 1]))
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
-    iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-    return bool((iou <= _MAX_IOU).all())
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def _free(a: np.ndarray, boxes: np.ndarray, max_iou: float = _MAX_IOU) -> bool:
+    """True when box ``a`` overlaps every one of ``boxes`` (K, 4) by IoU <= ``max_iou``."""
+    return not boxes.size or bool((_iou(a, boxes) <= max_iou).all())
 
 
 def _draw_object(rng: np.random.Generator, img: np.ndarray, cls: str, pts: np.ndarray, side: float) -> None:
@@ -272,21 +298,60 @@ def _random_class(rng: np.random.Generator) -> str:
     return EMBEDDED_CLASSES[int(rng.integers(len(EMBEDDED_CLASSES)))]
 
 
+def _side(rng: np.random.Generator, cfg: EmbeddedConfig) -> float:
+    """An object side (px): log-uniform in ``object_size``, or in [8, object_size[0]) for the tiny share."""
+    lo, hi = cfg.object_size
+    if rng.random() < cfg.tiny_fraction:
+        lo, hi = min(8.0, lo), lo
+    return math.exp(rng.uniform(math.log(lo), math.log(hi)))
+
+
+def _place_row(rng: np.random.Generator, img: np.ndarray, objects: list[tuple[str, np.ndarray]],
+               cfg: EmbeddedConfig, count: int) -> None:
+    """Draw a crowd: ``count`` same-class, same-size objects in a (slightly tilted) row whose
+    neighbours overlap by a box IoU in about [0.15, ``crowd_max_iou``]; all or nothing (20 tries)."""
+    h, w = img.shape[:2]
+    cls, side = _random_class(rng), _side(rng, cfg)
+    iou = rng.uniform(0.15, cfg.crowd_max_iou)
+    step = side * (1 - iou) / (1 + iou)  # two equal boxes shifted by `step` have this IoU
+    tilt = rng.uniform(-0.2, 0.2)
+    direction = np.array([math.cos(tilt), math.sin(tilt)])
+    shapes = [_object_shape(rng, cls, side * rng.uniform(0.95, 1.05)) for _ in range(count)]
+    offsets = [(j - (count - 1) / 2) * step * direction + rng.normal(0.0, 0.03 * side, 2) for j in range(count)]
+    others = np.array([b for _, b in objects]).reshape(-1, 4)
+    for _attempt in range(20):
+        centre = rng.uniform((0, 0), (w, h))
+        rows = [shape + centre + off for shape, off in zip(shapes, offsets, strict=True)]
+        boxes = np.array([[*pts.min(0), *pts.max(0)] for pts in rows])
+        inside = (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= w).all() and (boxes[:, 3] <= h).all()
+        if not inside or not all(_free(b, others) for b in boxes):
+            continue
+        if not all(_free(boxes[i], boxes[i + 1 :], cfg.crowd_max_iou) for i in range(count - 1)):
+            continue
+        for pts, box in zip(rows, boxes, strict=True):
+            _draw_object(rng, img, cls, pts, side)
+            objects.append((cls, box))
+        return
+
+
 def generate_image(seed: int, index: int, cfg: EmbeddedConfig) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
     """Render image ``index``: (H, W, 3) uint8 RGB and [(class, xyxy float box)]."""
     if cfg.scene == "large":
         return _generate_large(seed, index, cfg)
     rng = np.random.default_rng([seed, index])
     w, h = (int(v) for v in rng.integers(cfg.image_size[0], cfg.image_size[1] + 1, 2))
-    img = _background(rng, h, w)
+    img = _background(rng, h, w, cfg.noise_sigma)
     _distractors(rng, img, int(rng.integers(cfg.distractors[0], cfg.distractors[1] + 1)))
     objects: list[tuple[str, np.ndarray]] = []
     n_obj = int(rng.integers(cfg.objects_per_image[0], cfg.objects_per_image[1] + 1))
-    for _ in range(n_obj):
-        cls = _random_class(rng)
-        lo, hi = (8.0, 32.0) if rng.random() < cfg.small_fraction else (32.0, 100.0)
-        side = math.exp(rng.uniform(math.log(lo), math.log(hi)))
-        _place(rng, img, objects, cls, side, _uniform_centre(rng, w, h))
+    in_crowds = int(rng.binomial(n_obj, cfg.crowd_fraction))
+    left = in_crowds
+    while left >= 2:  # crowds first, so the single objects are placed around them
+        count = min(int(rng.integers(cfg.crowd_size[0], cfg.crowd_size[1] + 1)), left)
+        _place_row(rng, img, objects, cfg, count)
+        left -= count
+    for _ in range(n_obj - in_crowds + left):
+        _place(rng, img, objects, _random_class(rng), _side(rng, cfg), _uniform_centre(rng, w, h))
     return np.clip(img, 0, 255).astype(np.uint8), objects
 
 

@@ -1,9 +1,11 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
 from pipeline.config import ConfigError, parse
 from pipeline.data.boxes import voc_to_xyxy
-from pipeline.data.embedded import EMBEDDED_CLASSES, EmbeddedConfig, generate_image, generate_voc
+from pipeline.data.embedded import EMBEDDED_CLASSES, EmbeddedConfig, _iou, generate_image, generate_voc
 from pipeline.data.images import read_image
 from pipeline.data.voc import parse_voc_xml, read_id_list
 
@@ -31,10 +33,47 @@ def test_size_law_and_objects_inside():
             sides.append(max(box[2] - box[0], box[3] - box[1]))
     sides = np.asarray(sides)
     assert classes == set(EMBEDDED_CLASSES)
-    assert sides.min() >= 7.9 and sides.max() <= 100.1
-    small = (sides < 32).mean()
-    assert 0.7 < small < 0.9  # small_fraction = 0.8
-    assert (sides < 16).sum() > 20  # genuinely tiny objects: <= 4 px after 4x downsampling
+    assert sides.min() >= 7.5 and sides.max() <= cfg.object_size[1] + 0.1
+    tiny = (sides < cfg.object_size[0]).mean()
+    assert 0.1 < tiny < 0.3  # tiny_fraction = 0.2 (a few in-band objects measure under 12 after rotation)
+    assert 0.5 < ((sides >= 12) & (sides <= 48)).mean()  # most objects: 3-12 px after 4x downsampling
+
+
+def _pairs(cfg, n=60):
+    """(IoU, same class) of every pair of objects in the first ``n`` images."""
+    out = []
+    for i in range(n):
+        _, objs = generate_image(0, i, cfg)
+        for a in range(len(objs)):
+            for b in range(a + 1, len(objs)):
+                iou = _iou(objs[a][1], objs[b][1][None])[0]
+                out.append((iou, objs[a][0] == objs[b][0]))
+    return out
+
+
+def test_crowds_overlap_same_class_up_to_the_limit():
+    cfg = EmbeddedConfig()
+    pairs = _pairs(cfg)
+    crowded = [(iou, same) for iou, same in pairs if iou > 0.1]
+    assert len(crowded) > 40  # Soft-NMS vs NMS is measurable: many overlapping neighbours
+    assert all(same for _, same in crowded)  # only crowd members overlap, and a crowd is one class
+    assert max(iou for iou, _ in crowded) <= cfg.crowd_max_iou
+    assert sum(iou > 0.35 for iou, _ in crowded) > 5  # near hard NMS' IoU 0.45: true neighbours get suppressed
+
+
+def test_no_crowds_keeps_every_pair_apart():
+    pairs = _pairs(EmbeddedConfig(crowd_fraction=0.0), n=30)
+    assert pairs and max(iou for iou, _ in pairs) <= 0.1
+
+
+def test_noise_sigma_is_the_background_pixel_noise():
+    """Noise sigma 0 leaves a smooth background (tiny neighbour differences); 8 adds ~8*sqrt(2) of them."""
+    flat = EmbeddedConfig(objects_per_image=(0, 0), distractors=(0, 0))
+    quiet, _ = generate_image(0, 0, dataclasses.replace(flat, noise_sigma=0.0))
+    noisy, _ = generate_image(0, 0, dataclasses.replace(flat, noise_sigma=8.0))
+    def neighbour_sd(img):
+        return float(np.diff(img.astype(np.float32), axis=1).std())
+    assert neighbour_sd(quiet) < 2.0 and 9.0 < neighbour_sd(noisy) < 14.0
 
 
 def test_objects_are_visible_against_background():
@@ -79,3 +118,9 @@ def test_config_validation():
         parse(EmbeddedConfig, {"image_size": [400, 300]}, "data.embedded")
     with pytest.raises(ConfigError, match="data.embedded.num_trian"):
         parse(EmbeddedConfig, {"num_trian": 3}, "data.embedded")
+    with pytest.raises(ConfigError, match="data.embedded.crowd_max_iou"):
+        parse(EmbeddedConfig, {"crowd_max_iou": 0.05}, "data.embedded")
+    with pytest.raises(ConfigError, match="data.embedded.object_size"):
+        parse(EmbeddedConfig, {"object_size": [4, 48]}, "data.embedded")
+    with pytest.raises(ConfigError, match="data.embedded.crowd_size"):
+        parse(EmbeddedConfig, {"crowd_size": [1, 4]}, "data.embedded")
