@@ -178,11 +178,15 @@ class SSD(nn.Module):
         s = self.config.input_size
         if images.dim() != 4 or images.shape[1] != 3 or tuple(images.shape[2:]) != (s, s):
             raise ValueError(f"expected images of shape (N, 3, {s}, {s}), got {tuple(images.shape)}")
+        feats = self.enhancer(self.sources(self.backbone(self.normalize(images))))
+        return self.head(feats)
+
+    def normalize(self, images: Tensor) -> Tensor:
+        """The network's input contract: RGB (N, 3, H, W) in [0, 1] (or uint8 0..255) ->
+        ImageNet-standardised float (what the backbone sees; also the SR content loss's input)."""
         if images.dtype == torch.uint8:
             images = images.float() / 255.0
-        x = (images - self.mean) / self.std
-        feats = self.enhancer(self.sources(self.backbone(x)))
-        return self.head(feats)
+        return (images - self.mean) / self.std
 
     def match(self, gt_boxes: Tensor, gt_labels: Tensor) -> tuple[Tensor, Tensor]:
         """Per-anchor targets: labels (N, A) (0 = background), matched boxes (N, A, 4) xyxy."""
