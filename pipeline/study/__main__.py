@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pipeline.cli import run_cli
 from pipeline.errors import PipelineError
+from pipeline.study.cost import estimate
 from pipeline.study.effects import RunResult, study_effects
 from pipeline.study.grid import BOOTSTRAP_FILE, experiment_refs, grid, queue_and_run, read_json_at
 from pipeline.study.report import write_study
@@ -55,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     cells = grid(args.variants, args.seeds, args.prefix)
     root = args.repo.resolve()
     print(f"study: {len(cells)} runs ({len(args.variants)} variants × {args.seeds} seeds); each re-runs "
-          "`train` and `evaluate` only — about the train stage's time (README: Budget) per run", flush=True)
+          "`train` and `evaluate` only", flush=True)
+    if not args.report_only:
+        print(estimate(root, len(cells), args.set_param), flush=True)
     start = time.monotonic()
     if not args.report_only:
         queue_and_run(root, cells, args.set_param, args.jobs)
