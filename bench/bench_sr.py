@@ -140,8 +140,8 @@ def main() -> None:
             train_sr(hr, lr, Path(tmp) / "model", cfg, seed=0, device=dev)
             t_train = time.perf_counter() - t0
             t0 = time.perf_counter()
-            rep = make_sr_sets(lr, hr, Path(tmp) / "model" / "generator.pth", Path(tmp) / "sr", Path(tmp) / "bic",
-                               None, Path(tmp) / "fig.png", cfg.infer, device=dev)
+            rep = make_sr_sets(lr, hr, {"sr": (Path(tmp) / "model" / "generator.pth", Path(tmp) / "sr")},
+                               Path(tmp) / "bic", None, Path(tmp) / "fig.png", cfg.infer, device=dev)
             res["e2e"] = {"config": "embedded default (params sr: {})", "train_s": round(t_train, 1),
                           "infer_s": round(time.perf_counter() - t0, 1), **rep.to_metrics()}
     print(json.dumps(res, indent=2))

@@ -85,7 +85,7 @@ def child(root: Path) -> dict:
     before = psutil.Process().memory_info().rss / 2**20
     t0 = time.perf_counter()
     cfg = SRInferConfig(splits=["test"], figure_crops=1)
-    report = make_sr_sets(root / "lr", root / "hr", root / "g.pth", root / "sr", root / "bicubic",
+    report = make_sr_sets(root / "lr", root / "hr", {"sr": (root / "g.pth", root / "sr")}, root / "bicubic",
                           root / "q.json", root / "fig.png", cfg, device="cpu")
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux

@@ -1,4 +1,5 @@
-"""DVC stage: train the SR generator on the training split of (HR, LR); resumes from checkpoints."""
+"""DVC stage: train the SR generator (SRResNet, pixel loss) on the training split of (HR, LR); resumes from
+checkpoints.  The SRGAN phase is the stage srgan_train."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 from pipeline.cli import run_cli  # noqa: E402
 from pipeline.config import load_params, section, seed  # noqa: E402
-from pipeline.sr.config import SRConfig  # noqa: E402
+from pipeline.sr.config import SRConfig, pixel_phase  # noqa: E402
 from pipeline.sr.train import train_sr  # noqa: E402
 
 
@@ -24,10 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     params = load_params(args.params)
-    cfg = section(params, "sr", SRConfig)
+    cfg = pixel_phase(section(params, "sr", SRConfig))
     result = train_sr(args.hr, args.lr, args.out, cfg, seed=seed(params))
-    logging.getLogger("sr_train").info("wrote %s after %d steps (GAN phase: %s)", result.generator,
-                                       result.steps, result.gan)
+    logging.getLogger("sr_train").info("wrote %s after %d steps", result.generator, result.steps)
 
 
 if __name__ == "__main__":

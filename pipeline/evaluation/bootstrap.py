@@ -181,6 +181,8 @@ def document_samples(doc: Mapping[str, Any], key: str) -> np.ndarray:
 #: run's hard-NMS and Soft-NMS method names (``methods`` in :func:`samples_document`).
 COMPARISONS: dict[str, tuple[str, str]] = {
     "SR − bicubic": ("sr.{nms}", "bicubic.{nms}"),
+    "SRGAN − bicubic": ("srgan.{nms}", "bicubic.{nms}"),
+    "SRGAN − SR": ("srgan.{nms}", "sr.{nms}"),
     "SR − LR": ("sr.{nms}", "lr.{nms}"),
     "HR − LR": ("hr.{nms}", "lr.{nms}"),
     "Soft-NMS − NMS (HR)": ("hr.{soft}", "hr.{nms}"),

@@ -49,6 +49,8 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     ("ap (per class)", "The class's VOC AP@0.5, all-point; ap_07 11-point; ap_small on its small objects."),
     ("<set>.nms / <set>.soft", "summary.json: the set's VOC mAP@0.5 (map) with the first hard-NMS / first "
             "Soft-NMS method of evaluate.methods."),
+    ("srgan.nms", "summary.json: the SRGAN set's VOC mAP@0.5 with the first hard-NMS method (its only "
+            "headline number)."),
     ("<set>.small", "summary.json: the set's COCO AP_small (ap_small) with the Soft-NMS method."),
     ("psnr_gain", "summary.json: SR PSNR minus bicubic PSNR in dB, Y channel (BT.601), border of `scale` px "
             "cropped, test split, against HR."),
@@ -59,6 +61,7 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     ("undefined (-)", "No ground truth in that bucket or split: the value is null/absent in the files "
             "and '-' here, never -1."),
     ("sets", "hr: the original test images; lr: HR downsampled x4; sr: LR restored by the SR network; "
+            "srgan: LR restored by the SRGAN generator (perceptual + adversarial losses); "
             "bicubic: LR upscaled x4 bicubically. Every set is scored against the HR ground truth, "
             "detections mapped into the HR frame."),
 )
@@ -144,10 +147,12 @@ def _sr_quality(sr: Mapping[str, Any] | None) -> str:
     if not sr:
         return "_No SR quality file was given to the evaluation._"
     rows: list[list[Cell]] = [[name, sr[name].get("psnr"), sr[name].get("ssim")]
-                              for name in ("sr", "bicubic") if isinstance(sr.get(name), dict)]
+                              for name in ("sr", "srgan", "bicubic") if isinstance(sr.get(name), dict)]
     table = markdown_table(["set", "PSNR (dB)", "SSIM"], rows)
-    gain = sr.get("psnr_gain_db")
-    note = f"\n\nSR - bicubic: {gain:+.3f} dB" if isinstance(gain, (int, float)) else ""
+    gains = [f"{label} - bicubic: {sr[key]:+.3f} dB" for label, key in (("SR", "psnr_gain_db"),
+                                                                         ("SRGAN", "srgan_psnr_gain_db"))
+             if isinstance(sr.get(key), (int, float))]
+    note = "\n\n" + "; ".join(gains) if gains else ""
     return f"{table}{note} ({sr.get('images', '?')} {sr.get('split', '')} images)."
 
 

@@ -5,13 +5,15 @@ About a dozen numbers, short keys, so ``dvc metrics show``, ``dvc metrics diff``
 ``metrics.json``: ``python -m pipeline.evaluation.show``)::
 
     {"hr": {"nms": .., "soft": .., "small": ..}, "sr": {..}, "lr": {"nms": .., "soft": ..},
+     "srgan": {"nms": ..},   # when an srgan set is evaluated (NMS_ONLY_SETS)
      "psnr_gain": ..,   # SR PSNR minus bicubic PSNR, dB (sr_quality.json)
      "loss": .., "img_s": ..}   # training: last logged loss, throughput (dvclive metrics.json)
 
 ``<set>.nms`` / ``<set>.soft`` (``evaluate.summary_sets``): VOC mAP@0.5 (all-point) with the
 first hard-NMS / first Soft-NMS method of ``evaluate.methods``; ``<set>.small``
 (``evaluate.summary_small_sets``): COCO AP_small (AP@[.5:.95] of objects < 32² px in the
-HR frame) with the Soft-NMS method.  An undefined value (no
+HR frame) with the Soft-NMS method.  ``srgan.nms`` (:data:`NMS_ONLY_SETS`, when that set is
+evaluated): the SRGAN set's mAP@0.5 with hard NMS only, to keep the headline small.  An undefined value (no
 ground truth in a bucket, no such method, no input file) is absent, never -1.
 
 Beside it, ``<out>/context.json`` keeps the inputs the report needs (the whole SR quality
@@ -35,6 +37,8 @@ from pipeline.postprocess import PostprocessConfig
 
 SUMMARY = "summary.json"
 CONTEXT = "context.json"
+#: Sets whose headline is their hard-NMS mAP@0.5 alone, whenever they are evaluated.
+NMS_ONLY_SETS = ("srgan",)
 
 
 class SummaryInputError(PipelineError, ValueError):
@@ -109,15 +113,17 @@ def build_summary(
     small_sets: Sequence[str] = (),
     sr_quality: Mapping[str, Any] | None = None,
     train_metrics: Mapping[str, Any] | None = None,
+    nms_sets: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The headline dict (see module docstring) from the flat matrix and the optional inputs."""
+    """The headline dict (see module docstring) from the flat matrix and the optional inputs;
+    ``nms_sets``: sets headlined by their hard-NMS mAP alone (:data:`NMS_ONLY_SETS`)."""
     kinds = headline_methods(methods)
     small_method = kinds.get("soft", kinds.get("nms"))
     out: dict[str, Any] = {}
-    for s in dict.fromkeys([*sets, *small_sets]):
+    for s in dict.fromkeys([*sets, *small_sets, *nms_sets]):
         row: dict[str, Any] = {}
         for kind, name in kinds.items():
-            if s in sets:
+            if s in sets or (s in nms_sets and kind == "nms"):
                 _put(row, kind, metrics.get(f"{s}.{name}.map"), 4)
         if small_method is not None and s in small_sets:
             _put(row, "small", metrics.get(f"{s}.{small_method}.ap_small"), 4)
@@ -162,7 +168,8 @@ def summarise(
     check_inputs(sr, train, (str(sr_quality), str(train_metrics)))
     methods = cfg.method_configs()
     check_summary_sets(cfg, sets)
-    summary = build_summary(metrics, methods, cfg.summary_sets, cfg.summary_small_sets, sr, train)
+    nms_sets = [s for s in NMS_ONLY_SETS if s in sets]
+    summary = build_summary(metrics, methods, cfg.summary_sets, cfg.summary_small_sets, sr, train, nms_sets)
     context = {
         "checkpoint": str(checkpoint), "reference": str(reference), "split": cfg.split,
         "sets": {k: str(v) for k, v in sets.items()},

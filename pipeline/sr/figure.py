@@ -1,8 +1,9 @@
-"""Side-by-side PNG: HR | LR (nearest-upscaled) | bicubic | SR crops around small objects."""
+"""Side-by-side PNG: HR | LR (nearest-upscaled) | bicubic | SR (| SRGAN) crops around small objects."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,12 +50,14 @@ def save_side_by_side(
     path: str | os.PathLike[str],
     rows: list[tuple[CropSpec, dict[str, np.ndarray]]],
     crop: int = 96,
+    cols: Sequence[str] = ("HR", "LR (nearest)", "bicubic", "SR"),
 ) -> None:
     """Write the comparison figure atomically.
 
     Args:
-        rows: per crop, its spec and HR-sized (H, W, 3) uint8 images keyed
-            "HR", "LR (nearest)", "bicubic", "SR".
+        rows: per crop, its spec and HR-sized (H, W, 3) uint8 images keyed by ``cols``
+            (e.g. "HR", "LR (nearest)", "bicubic", "SR").
+        cols: the columns, in order.
     """
     import matplotlib
 
@@ -62,9 +65,8 @@ def save_side_by_side(
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    cols = ["HR", "LR (nearest)", "bicubic", "SR"]
     n = max(1, len(rows))
-    fig, axes = plt.subplots(n, 4, figsize=(10, 2.6 * n), squeeze=False)
+    fig, axes = plt.subplots(n, len(cols), figsize=(2.5 * len(cols), 2.6 * n), squeeze=False)
     for r, (spec, images) in enumerate(rows):
         h, w = images["HR"].shape[:2]
         x0, y0, x1, y1 = crop_window(spec.box, w, h, crop)

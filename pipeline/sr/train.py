@@ -2,10 +2,13 @@
 
 Phase 1 (``pretrain_iters``): SRResNet with a pixel loss (L1 or MSE), as SRGAN's
 initialisation (Ledig et al. 2017, sec. 3.4).  Phase 2 (``gan_iters``): SRGAN, generator
-loss = ``perceptual_weight`` * VGG19 ``conv5_4`` L1 content loss + ``adversarial_weight``
-(1e-3 in the paper) * GAN loss (+ ``pixel_weight`` * pixel loss, as basicsr's SRGAN
-recipe); the discriminator is updated once per step on real HR and detached SR patches.
-Phase 2 runs only with real ImageNet VGG19 weights (or ``force_perceptual``).
+loss = ``perceptual_weight`` * content loss + ``adversarial_weight`` (1e-3 in the paper)
+* GAN loss (+ ``pixel_weight`` * pixel loss, as basicsr's SRGAN recipe); the discriminator
+is updated once per step on real HR and detached SR patches.  The content loss is a
+:class:`pipeline.sr.perceptual.ContentLoss` given by the caller (the DVC stages: the
+pixel phase in ``sr_train``, phase 2 in ``srgan_train`` with a detector's features,
+:func:`train_srgan`), else VGG19 ``conv5_4`` when ImageNet VGG19 weights are set (or
+``force_perceptual``); without either phase 2 is skipped with a warning.
 
 Resumable: every ``checkpoint_every`` steps ``<out>/checkpoints/last.pth`` is written
 atomically with networks, optimisers, schedulers, grad scaler, step, RNG states and the
@@ -46,10 +49,11 @@ from pipeline.runstate import (
     set_rng_state,
 )
 from pipeline.sr.basicsr_compat import import_basicsr
-from pipeline.sr.config import SRConfig
+from pipeline.sr.config import SRConfig, gan_phase
 from pipeline.sr.models import build_discriminator, build_generator
 from pipeline.sr.pairs import Pair, PatchSampler, match_sets
-from pipeline.sr.weights import build_perceptual_loss, load_generator_into
+from pipeline.sr.perceptual import ContentLoss, VGGContentLoss, build_content_loss
+from pipeline.sr.weights import load_generator_into
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +64,7 @@ LOG_FILE = "loss_log.csv"
 LOG_COLUMNS = ("step", "phase", "lr_g", "pixel", "perceptual", "adversarial", "d_loss", "g_total")
 
 
-__all__ = ["CheckpointError", "TrainResult", "run_fingerprint", "train_sr", "use_gan_phase"]
+__all__ = ["CheckpointError", "TrainResult", "run_fingerprint", "train_sr", "train_srgan", "use_gan_phase"]
 
 
 @dataclass(frozen=True)
@@ -71,15 +75,17 @@ class TrainResult:
     gan: bool
 
 
-def use_gan_phase(gan_iters: int, vgg19_weights: str | None, force_perceptual: bool) -> bool:
-    """Whether phase 2 runs; warns when it is skipped for lack of VGG19 weights."""
+def use_gan_phase(gan_iters: int, vgg19_weights: str | None, force_perceptual: bool, content: bool = False) -> bool:
+    """Whether phase 2 runs (``content``: a content loss is given); warns when it is skipped
+    for lack of a content loss."""
     if gan_iters == 0:
         return False
-    if vgg19_weights is None and not force_perceptual:
+    if vgg19_weights is None and not force_perceptual and not content:
         log.warning(
             "WARNING: sr.train.gan_iters=%d but no ImageNet VGG19 weights (sr.train.vgg19_weights): "
             "skipping the SRGAN perceptual/adversarial phase; training pixel-loss SRResNet only. "
             "Set sr.train.vgg19_weights to a torchvision vgg19-dcbb9e9d.pth path (or 'torchvision'), "
+            "run the stage srgan_train (a detector's features), "
             "or force_perceptual: true to use random VGG features.", gan_iters)
         return False
     return True
@@ -94,17 +100,24 @@ def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def run_fingerprint(cfg: SRConfig, seed: int, pairs: list[Pair], gan: bool, device: torch.device,
-                    state: HashState | None = None) -> dict[str, Any]:
+                    state: HashState | None = None, content: ContentLoss | None = None) -> dict[str, Any]:
     """What must match for a checkpoint to resume this run (see :mod:`pipeline.runstate`):
-    the ``sr.model``/``sr.train`` params, ``seed``, whether the GAN phase runs, the device
-    type, the HR and LR annotations and image bytes of the training pairs, the weights
-    files the run starts from and the code version."""
+    the ``sr.model``/``sr.train`` params (and ``sr.perceptual`` with a detector content
+    loss), ``seed``, whether the GAN phase runs and on which content loss, the device type,
+    the HR and LR annotations and image bytes of the training pairs, the weights files the
+    run starts from (generator, VGG19, the feature detector) and the code version."""
     records = [r for p in pairs for r in (p.hr, p.lr)]
     files = [f for p in pairs for f in (p.hr_path, p.lr_path)]
     t = cfg.train
-    params = {"sr": {"model": dataclasses.asdict(cfg.model), "train": dataclasses.asdict(t)}, "seed": seed,
-              "run": {"gan": gan, "device": device.type}}
+    sr = {"model": dataclasses.asdict(cfg.model), "train": dataclasses.asdict(t)}
+    run = {"gan": gan, "device": device.type}
     weights = {"sr.train.pretrained_generator": t.pretrained_generator, "sr.train.vgg19_weights": t.vgg19_weights}
+    if gan and content is not None:
+        run["content"] = content.name
+        weights["content network"] = content.source
+        if content.name.startswith("detector:"):
+            sr["perceptual"] = dataclasses.asdict(cfg.perceptual)
+    params = {"sr": sr, "seed": seed, "run": run}
     return fingerprint(params, data_hash(records, files, state), weights)
 
 
@@ -145,12 +158,15 @@ def train_sr(
     seed: int = 0,
     device: str | torch.device | None = None,
     callback: Callable[[int, dict[str, float]], None] | None = None,
+    content: ContentLoss | None = None,
 ) -> TrainResult:
     """Train on the TRAINING split of (HR, LR); write ``<out>/generator.pth``.
 
     Args:
         callback: called as ``callback(step, losses)`` after every step (and after that
             step's checkpoint); an exception there interrupts training like a crash.
+        content: the GAN phase's content loss (frozen); None = VGG19 from
+            ``sr.train.vgg19_weights`` (or random with ``force_perceptual``), else no GAN phase.
 
     Resumes from ``<out>/checkpoints/last.pth`` only when its fingerprint
     (:func:`run_fingerprint`) matches this run; otherwise trains from scratch and logs why.
@@ -162,11 +178,30 @@ def train_sr(
         RunBusyError: another training holds ``out_dir`` (``<out>/.train.lock``).
     """
     with exclusive_output(out_dir):
-        return _train_sr(Path(hr_dir), Path(lr_dir), Path(out_dir), cfg, seed, device, callback)
+        return _train_sr(Path(hr_dir), Path(lr_dir), Path(out_dir), cfg, seed, device, callback, content)
+
+
+def train_srgan(
+    hr_dir: str | os.PathLike[str],
+    lr_dir: str | os.PathLike[str],
+    generator: str | os.PathLike[str],
+    detector: str | os.PathLike[str] | None,
+    out_dir: str | os.PathLike[str],
+    cfg: SRConfig,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """The SRGAN phase alone (stage ``srgan_train``): ``sr.train.gan_iters`` steps from the
+    pixel-phase ``generator`` (:func:`pipeline.sr.config.gan_phase`), content loss VGG19
+    when ``sr.train.vgg19_weights`` is set, else the ``detector`` checkpoint's trunk
+    features (:func:`pipeline.sr.perceptual.build_content_loss`); resumable as :func:`train_sr`."""
+    content = build_content_loss(cfg.train, cfg.perceptual, detector)
+    return train_sr(hr_dir, lr_dir, out_dir, gan_phase(cfg, str(generator)), seed, device, callback, content)
 
 
 def _train_sr(hr_dir: Path, lr_dir: Path, out_dir: Path, cfg: SRConfig, seed: int, device: str | torch.device | None,
-              callback: Callable[[int, dict[str, float]], None] | None) -> TrainResult:
+              callback: Callable[[int, dict[str, float]], None] | None, content: ContentLoss | None) -> TrainResult:
     t, m = cfg.train, cfg.model
     basicsr = import_basicsr()  # noqa: F841  (bridges torchvision before basicsr submodules)
     from basicsr.losses.basic_loss import L1Loss, MSELoss
@@ -177,7 +212,7 @@ def _train_sr(hr_dir: Path, lr_dir: Path, out_dir: Path, cfg: SRConfig, seed: in
 
     pairs, _ = match_sets(hr_dir, lr_dir, m.scale, splits=["train"])
     sampler = PatchSampler(pairs, t.patch_size, m.scale, seed, t.max_cached_images)
-    gan = use_gan_phase(t.gan_iters, t.vgg19_weights, t.force_perceptual)
+    gan = use_gan_phase(t.gan_iters, t.vgg19_weights, t.force_perceptual, content is not None)
     total = t.pretrain_iters + (t.gan_iters if gan else 0)
 
     torch.manual_seed(seed)
@@ -185,7 +220,7 @@ def _train_sr(hr_dir: Path, lr_dir: Path, out_dir: Path, cfg: SRConfig, seed: in
     if t.pretrained_generator:
         load_generator_into(g, t.pretrained_generator)
     d = build_discriminator(m.disc_num_feat, m.scale * t.patch_size) if gan else None
-    percep = build_perceptual_loss(t.vgg19_weights, perceptual_weight=t.perceptual_weight) if gan else None
+    percep = (content or VGGContentLoss(t.vgg19_weights)) if gan else None
     pixel = (L1Loss if t.pixel_loss == "l1" else MSELoss)(loss_weight=1.0)
     gan_loss = GANLoss("vanilla", loss_weight=t.adversarial_weight)
     for mod in (g, d, percep, pixel, gan_loss):
@@ -208,7 +243,7 @@ def _train_sr(hr_dir: Path, lr_dir: Path, out_dir: Path, cfg: SRConfig, seed: in
 
     step, rows = 0, []
     phase = make_phase(0) if total else None
-    fp = run_fingerprint(cfg, seed, sampler.pairs, gan, device, HashState(ckpt_path.parent / HASH_STATE_FILE))
+    fp = run_fingerprint(cfg, seed, sampler.pairs, gan, device, HashState(ckpt_path.parent / HASH_STATE_FILE), percep)
     ckpt = resumable(ckpt_path, fp)
     if ckpt is None:
         (out_dir / GENERATOR_FILE).unlink(missing_ok=True)  # never leave another run's generator beside this one
@@ -269,7 +304,7 @@ def _train_sr(hr_dir: Path, lr_dir: Path, out_dir: Path, cfg: SRConfig, seed: in
             with autocast():
                 fake = g(lr_t)
                 l_pix = t.pixel_weight * pixel(fake.float(), hr_t)
-                l_percep, _ = percep(fake.float(), hr_t)
+                l_percep = t.perceptual_weight * percep(fake.float(), hr_t)
                 # basicsr's discriminator flattens with .view(): feed it contiguous tensors
                 l_adv = gan_loss(d(fake.contiguous()), True, is_disc=False)
                 l_g = l_pix + l_percep + l_adv
@@ -305,6 +340,7 @@ def _train_sr(hr_dir: Path, lr_dir: Path, out_dir: Path, cfg: SRConfig, seed: in
         save_checkpoint()
     gen_path = out_dir / GENERATOR_FILE
     save_state(gen_path, {"params": {k: v.cpu() for k, v in g.state_dict().items()},
-                          "meta": {"model": dataclasses.asdict(m), "steps": step, "gan": gan, "seed": seed}})
+                          "meta": {"model": dataclasses.asdict(m), "steps": step, "gan": gan, "seed": seed,
+                                   "content": percep.name if percep is not None else None}})
     _write_log(out_dir / LOG_FILE, rows)
     return TrainResult(gen_path, out_dir / LOG_FILE, step, gan)

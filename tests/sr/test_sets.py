@@ -24,8 +24,8 @@ def model_path(tmp_path):
 
 
 def _run(lr, hr, model, tmp_path, **cfg):
-    return make_sr_sets(lr, hr, model, tmp_path / "sr", tmp_path / "bic", tmp_path / "m.json", tmp_path / "f.png",
-                        SRInferConfig(tile=24, tile_overlap=8, **cfg), device="cpu")
+    return make_sr_sets(lr, hr, {"sr": (model, tmp_path / "sr")}, tmp_path / "bic", tmp_path / "m.json",
+                        tmp_path / "f.png", SRInferConfig(tile=24, tile_overlap=8, **cfg), device="cpu")
 
 
 def test_sr_and_bicubic_sets_have_hr_sizes_and_table(synthetic_pair, model_path, tmp_path):

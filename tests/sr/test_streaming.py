@@ -140,7 +140,7 @@ def test_stage_outputs_equal_the_whole_image_path(synthetic_pair, tmp_path):
     torch.manual_seed(0)
     model = build_generator(8, 1)
     torch.save({"params": model.state_dict()}, tmp_path / "g.pth")
-    report = make_sr_sets(lr_dir, hr_dir, tmp_path / "g.pth", tmp_path / "sr", tmp_path / "bic", None, None,
+    report = make_sr_sets(lr_dir, hr_dir, {"sr": (tmp_path / "g.pth", tmp_path / "sr")}, tmp_path / "bic", None, None,
                           SRInferConfig(tile=24, tile_overlap=8, splits=["test"]), device="cpu")
     scores = []
     for r in read_records(hr_dir)[0]:
@@ -153,4 +153,5 @@ def test_stage_outputs_equal_the_whole_image_path(synthetic_pair, tmp_path):
         assert np.array_equal(read_image(images_dir(tmp_path / "bic") / r.file_name), bic)
         scores.append((psnr_y(sr, hr), ssim_y(sr, hr), psnr_y(bic, hr), ssim_y(bic, hr)))
     means = np.mean(scores, axis=0)
-    assert (report.sr_psnr, report.sr_ssim, report.bicubic_psnr, report.bicubic_ssim) == pytest.approx(means, abs=1e-9)
+    got = (report.psnr["sr"], report.ssim["sr"], report.psnr["bicubic"], report.ssim["bicubic"])
+    assert got == pytest.approx(means, abs=1e-9)
