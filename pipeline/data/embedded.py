@@ -312,12 +312,13 @@ def _place_row(rng: np.random.Generator, img: np.ndarray, objects: list[tuple[st
     neighbours overlap by a box IoU in about [0.15, ``crowd_max_iou``]; all or nothing (20 tries)."""
     h, w = img.shape[:2]
     cls, side = _random_class(rng), _side(rng, cfg)
-    iou = rng.uniform(0.15, cfg.crowd_max_iou)
-    step = side * (1 - iou) / (1 + iou)  # two equal boxes shifted by `step` have this IoU
-    tilt = rng.uniform(-0.2, 0.2)
-    direction = np.array([math.cos(tilt), math.sin(tilt)])
     shapes = [_object_shape(rng, cls, side * rng.uniform(0.95, 1.05)) for _ in range(count)]
-    offsets = [(j - (count - 1) / 2) * step * direction + rng.normal(0.0, 0.03 * side, 2) for j in range(count)]
+    width = float(np.mean([s[:, 0].max() - s[:, 0].min() for s in shapes]))
+    iou = rng.uniform(0.15, cfg.crowd_max_iou)
+    step = width * (1 - iou) / (1 + iou)  # two equal boxes shifted by `step` along x have this IoU
+    tilt = rng.uniform(-0.1, 0.1)
+    direction = np.array([math.cos(tilt), math.sin(tilt)])
+    offsets = [(j - (count - 1) / 2) * step * direction + rng.normal(0.0, 0.02 * side, 2) for j in range(count)]
     others = np.array([b for _, b in objects]).reshape(-1, 4)
     for _attempt in range(20):
         centre = rng.uniform((0, 0), (w, h))
