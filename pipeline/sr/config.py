@@ -125,7 +125,7 @@ class SRPerceptualConfig:
     ``layer`` whose features of SR and HR are compared (``conv4_3``: SSD's first source)."""
 
     layer: str = "conv4_3"
-    steps: int = 300
+    steps: int = 200
     batch_size: int = 8
     lr: float = 0.01
 
