@@ -27,7 +27,7 @@ class SRModelConfig:
     num_block: int = 4
     scale: int = 4
     trunk_init_scale: float = 1.0
-    disc_num_feat: int = 64
+    disc_num_feat: int = 16
 
     def validate(self, prefix: str) -> None:
         require(self.num_feat >= 1, f"{prefix}.num_feat", "must be >= 1")
