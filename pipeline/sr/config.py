@@ -145,6 +145,12 @@ class SRConfig:
     infer: SRInferConfig = field(default_factory=SRInferConfig)
     perceptual: SRPerceptualConfig = field(default_factory=SRPerceptualConfig)
 
+    def validate(self, prefix: str) -> None:
+        side = self.model.scale * self.train.gan_patch_size
+        require(self.train.gan_iters == 0 or side in (128, 256), f"{prefix}.train.gan_patch_size",
+                f"the GAN phase's discriminator takes 128 or 256 px HR patches; {self.train.gan_patch_size} LR px "
+                f"x{self.model.scale} = {side}")
+
 
 #: ``sr.train`` keys only the GAN phase reads (the pixel phase's fingerprint leaves them out).
 GAN_ONLY = ("gan_iters", "lr_d", "pixel_weight", "perceptual_weight", "adversarial_weight", "vgg19_weights",

@@ -44,7 +44,7 @@ def build_discriminator(num_feat: int = 64, input_size: int = 128) -> nn.Module:
     if input_size not in (128, 256):
         raise ValueError(
             f"VGGStyleDiscriminator takes 128 or 256 px HR patches, got {input_size} "
-            "(set sr.train.patch_size to 32 or 64 for the GAN phase at x4)"
+            "(set sr.train.gan_patch_size to 32 or 64 for the GAN phase at x4)"
         )
     import_basicsr()
     from basicsr.archs.discriminator_arch import VGGStyleDiscriminator

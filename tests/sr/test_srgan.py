@@ -124,3 +124,16 @@ def test_stages_write_the_srgan_set_and_both_qualities(synthetic_pair, start, tm
         sr_infer.main(["--lr", str(lr), "--hr", str(hr), "--model", str(generator), "--sr-out", str(tmp_path / "x"),
                        "--srgan-model", str(generator), "--bicubic-out", str(tmp_path / "y"),
                        "--metrics", str(tmp_path / "z.json"), "--figure", str(tmp_path / "f.png")])
+
+
+@pytest.mark.parametrize(("section", "match"), [
+    ({"train": {"gan_patch_size": 16}}, r"sr\.train\.gan_patch_size: .*128 or 256 px .* 16 LR px x4 = 64"),
+    ({"perceptual": {"layer": "conv5_3"}}, r"sr\.perceptual\.layer: 'conv5_3' is not one of"),
+    ({"perceptual": {"batch_size": 1}}, r"sr\.perceptual\.batch_size: must be >= 2"),
+])
+def test_bad_gan_params_name_their_key(section, match):
+    from pipeline.config import ConfigError, parse
+
+    with pytest.raises(ConfigError, match=match):
+        parse(SRConfig, section, "sr")
+    parse(SRConfig, {"train": {"gan_iters": 0, "gan_patch_size": 16}}, "sr")  # no GAN phase: no discriminator
