@@ -31,6 +31,8 @@ PRESETS: dict[str, dict[str, str]] = {
         "data.embedded.num_train": "100",
         "data.embedded.num_test": "30",
         "sr.train.pretrain_iters": "100",
+        "sr.train.gan_iters": "30",
+        "sr.perceptual.steps": "50",
         "sr.infer.splits": "[test]",
         "train.steps": "400",
     },
