@@ -12,12 +12,13 @@ import argparse
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.cli import run_cli
 from pipeline.errors import PipelineError
 from pipeline.study.cost import estimate
-from pipeline.study.effects import RunResult, study_effects
+from pipeline.study.effects import Effect, RunResult, study_effects
 from pipeline.study.grid import BOOTSTRAP_FILE, experiment_refs, grid, queue_and_run, read_json_at
 from pipeline.study.report import write_study
 
@@ -48,7 +49,16 @@ def collect(root: Path, cells) -> list[RunResult]:  # noqa: ANN001
             for c in cells]
 
 
-def main(argv: list[str] | None = None) -> int:
+@dataclass(frozen=True)
+class StudyOutcome:
+    """What one study invocation produced: its effects and the report's Markdown."""
+
+    effects: list[Effect]
+    markdown: str
+
+
+def run_study(argv: list[str] | None = None) -> StudyOutcome:
+    """Queue and run the grid (unless ``--report-only``), then write and return the study report."""
     args = parse_args(argv)
     for o in args.set_param:
         if "=" not in o:
@@ -67,8 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     effects = study_effects(runs, baseline=args.variants[0])
     method = runs[0].bootstrap.get("methods", {}).get("nms", "nms")  # the runs' hard-NMS method
     command = "python -m pipeline.study " + shlex.join(sys.argv[1:] if argv is None else argv)
-    md = write_study(root / args.out, effects, runs, method, command, wall)
-    print(md)
+    return StudyOutcome(list(effects), write_study(root / args.out, effects, runs, method, command, wall))
+
+
+def main(argv: list[str] | None = None) -> int:
+    print(run_study(argv).markdown)
     return 0
 
 
