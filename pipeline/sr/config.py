@@ -52,9 +52,9 @@ class SRTrainConfig:
     generator learning rate (SRGAN: 1e-4); ``patch_size`` / ``lr_g`` are the pixel phase's.
     """
 
-    pretrain_iters: int = 400
+    pretrain_iters: int = 800
     gan_iters: int = 150
-    patch_size: int = 16
+    patch_size: int = 32
     batch_size: int = 4
     lr_g: float = 2.0e-3
     lr_d: float = 1.0e-4
