@@ -67,8 +67,9 @@ def prefect_server(tmp_path_factory) -> Iterator[str]:
     """One real Prefect server on 127.0.0.1 (own PREFECT_HOME, random free port) for the session;
     yields its API URL.  Starting it once replaces the ephemeral server every flow subprocess
     (Prefect flows, DVC stages that run one) would otherwise start for itself; it is stopped at
-    the end of the session.  Imported lazily: most tests never need Prefect."""
-    from pipeline.flows.server import launch
+    the end of the session, and then nothing may be left listening.  Imported lazily: most
+    tests never need Prefect."""
+    from pipeline.flows.server import healthy, launch
 
     root = tmp_path_factory.mktemp("prefect-server")
     server = launch(home=root / "home", cwd=root, timeout=120)
@@ -76,3 +77,5 @@ def prefect_server(tmp_path_factory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+    assert server.process.poll() is not None, "the session's Prefect server outlived stop()"
+    assert not healthy(server.url, timeout=1.0), f"{server.url} still answers after the server stopped"

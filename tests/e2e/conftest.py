@@ -1,4 +1,7 @@
-"""A real DVC project in a temp dir: the repo's tracked files, tiny params, a fresh git repo."""
+"""A real DVC project in a temp dir: the repo's tracked files, tiny params, a fresh git repo.
+
+``reproduced`` is ONE tiny ``dvc repro`` of the whole pipeline per session, committed as the
+baseline, which the tests that only read a finished pipeline share (full pipeline, study)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +20,20 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = str(Path(sys.executable).parent)
 
+# The evaluated sets and methods the whole-pipeline tests expect (one list: a new set goes here).
+SETS = ("hr", "lr", "sr", "srgan", "bicubic")
+METHODS = ("nms", "softnms")
+COMMIT = ("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q")
+
 # Tiny params so every stage runs in seconds on 2 CPU cores.
 TINY: dict[str, Any] = {
     "data": {"embedded": {"num_train": 16, "num_test": 6}},
-    "sr": {"train": {"pretrain_iters": 12, "checkpoint_every": 6, "log_every": 3},
+    "sr": {"train": {"pretrain_iters": 12, "gan_iters": 2, "checkpoint_every": 6, "log_every": 3},
+           "perceptual": {"steps": 2, "batch_size": 2},  # sr_features: the SRGAN content loss's detector
            "infer": {"tile": 64, "tile_overlap": 16}},
     "train": {"steps": 3, "batch_size": 2, "warmup_steps": 1, "num_workers": 0, "checkpoint_every": 2, "log_every": 1},
-    "evaluate": {"batch_size": 6, "pictures": 1, "methods": {"nms": {"method": "nms"}, "softnms": {"method": "soft_linear"}}},
+    "evaluate": {"batch_size": 6, "pictures": 1, "bootstrap": {"resamples": 200},
+                 "methods": {"nms": {"method": "nms"}, "softnms": {"method": "soft_linear"}}},
 }
 
 
@@ -65,6 +76,16 @@ class Project:
     def dvc(self, *args: str, **kw) -> subprocess.CompletedProcess:
         return self.run(sys.executable, "-m", "dvc", *args, **kw)
 
+    def commit(self, message: str) -> None:
+        """Commit everything (git add -A) in the project's git repo."""
+        self.run("git", "add", "-A")
+        self.run(*COMMIT, "-m", message)
+
+    def restore(self) -> None:
+        """Back to the last commit: tracked files from git, DVC outputs from the cache."""
+        self.run("git", "reset", "-q", "--hard", "HEAD")
+        self.dvc("checkout", "--force")
+
     def set_params(self, overrides: dict) -> None:
         path = self.root / "params.yaml"
         params = yaml.safe_load(path.read_text())
@@ -86,11 +107,29 @@ def copy_project(dst: Path, overrides: dict | None = None, api_url: str | None =
         proj.env["PREFECT_API_URL"] = api_url
     proj.set_params(deep_merge(TINY, overrides or {}))
     proj.run("git", "init", "-q")
-    proj.run("git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
-    proj.run("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    proj.commit("init")
     return proj
 
 
 @pytest.fixture
 def project(tmp_path, prefect_server) -> Project:
     return copy_project(tmp_path / "proj", api_url=prefect_server)
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory, prefect_server) -> Project:
+    """The whole pipeline reproduced once on TINY params and committed ("baseline").
+
+    Tests use it through ``baseline``, which puts the workspace back afterwards."""
+    proj = copy_project(tmp_path_factory.mktemp("reproduced") / "proj", api_url=prefect_server)
+    proj.dvc("repro")
+    proj.commit("baseline")
+    return proj
+
+
+@pytest.fixture
+def baseline(reproduced) -> Iterator[Project]:
+    """The shared reproduced project; restored to its baseline commit after the test (a
+    ``dvc exp run`` applies its params and outputs to the workspace)."""
+    yield reproduced
+    reproduced.restore()

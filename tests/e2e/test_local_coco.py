@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.data.schema import read_records
 
-from .conftest import copy_project
+from .conftest import SETS, copy_project
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +58,7 @@ def test_dvc_repro_on_the_local_coco_sample(tmp_path, shared_data, prefect_serve
     assert len(classes) == 80 and classes[0] == "person"
     assert sum(r.split == "test" for r in records) == len(val["images"]) == 80
     metrics = json.loads((proj.root / "data/eval/metrics.json").read_text())
-    assert {f"{s}.softnms.map" for s in ("hr", "lr", "sr", "bicubic")} <= set(metrics)
+    assert {f"{s}.softnms.map" for s in SETS} <= set(metrics)
 
     plots = proj.dvc("plots", "show", "--out", "plots_html")
     said = plots.stdout + plots.stderr

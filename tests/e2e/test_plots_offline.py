@@ -24,7 +24,7 @@ from pipeline.detector.metrics_log import TsvLogger
 from pipeline.evaluation.plots import write_pr_csv
 from pipeline.evaluation.voc import ClassCurve
 from tests.e2e.browser import chromium, render
-from tests.e2e.conftest import copy_project
+from tests.e2e.conftest import METHODS, SETS, copy_project
 
 pytestmark = [
     pytest.mark.slow,
@@ -33,8 +33,6 @@ pytestmark = [
 ]
 
 CLASSES = ["disc", "ring", "square", "triangle", "cross"]
-SETS = ("hr", "sr", "bicubic", "lr")
-METHODS = ("nms", "softnms")
 
 
 def write_plot_sources(root: Path) -> None:
@@ -65,6 +63,8 @@ def write_plot_sources(root: Path) -> None:
               PER_CLASS_COLUMNS)
     write_csv(root / "data/models/sr/loss_log.csv", [{"step": i, "pixel": 0.01 / (i + 1)} for i in range(5)],
               ("step", "pixel"))
+    write_csv(root / "data/models/srgan/loss_log.csv", [{"step": i, "perceptual": 0.5 / (i + 1)} for i in range(5)],
+              ("step", "perceptual"))
     picture = Image.new("RGB", (32, 24), (200, 30, 30))
     for png in ("size_histogram", "copy_paste_examples", "sr_side_by_side"):
         picture.save(root / f"data/figures/{png}.png")

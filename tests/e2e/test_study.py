@@ -9,15 +9,9 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-COMMIT = ("git", "-c", "user.email=t@t", "-c", "user.name=t")
 
-
-def test_study_queues_the_grid_and_reports_effects_with_intervals(project):
-    project.set_params({"evaluate": {"bootstrap": {"resamples": 200}}})
-    project.dvc("repro")
-    project.run(*COMMIT, "add", "-A")
-    project.run(*COMMIT, "commit", "-qm", "baseline")
-
+def test_study_queues_the_grid_and_reports_effects_with_intervals(baseline):
+    project = baseline  # `dvc repro` on TINY params (200 bootstrap resamples), committed as the baseline
     proc = project.run(sys.executable, "-m", "pipeline.study", "--variants", "ssd", "shallow", "--seeds", "2",
                        timeout=1800)
     out = project.root / "data/study"
