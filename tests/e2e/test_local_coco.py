@@ -18,7 +18,8 @@ from .conftest import SETS, copy_project
 
 pytestmark = pytest.mark.slow
 
-STAGES = {"source", "fetch", "ingest", "stats", "degrade", "augment", "sr_train", "sr_infer", "train", "evaluate"}
+STAGES = {"source", "fetch", "ingest", "stats", "degrade", "augment", "sr_train", "sr_features", "srgan_train",
+          "sr_infer", "train", "evaluate"}
 
 
 def _ran(stdout: str) -> set[str]:
