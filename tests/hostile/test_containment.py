@@ -226,7 +226,7 @@ def _hostile_sets(clean: Path, tmp_path: Path, kind: str) -> tuple[Path, Path, P
 
 
 def _sr_sets(hr: Path, lr: Path, tmp_path: Path, clean: Path) -> None:
-    make_sr_sets(lr, hr, clean / "gen.pth", tmp_path / "sr", tmp_path / "bic", tmp_path / "m.json", None,
+    make_sr_sets(lr, hr, {"sr": (clean / "gen.pth", tmp_path / "sr")}, tmp_path / "bic", tmp_path / "m.json", None,
                  SRInferConfig(tile=24, tile_overlap=8), device="cpu")
 
 
