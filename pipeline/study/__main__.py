@@ -19,7 +19,8 @@ from pipeline.cli import run_cli
 from pipeline.errors import PipelineError
 from pipeline.study.cost import estimate
 from pipeline.study.effects import Effect, RunResult, study_effects
-from pipeline.study.grid import BOOTSTRAP_FILE, experiment_refs, grid, queue_and_run, read_json_at
+from pipeline.study.grid import (BOOTSTRAP_FILE, experiment_refs, grid, queue_and_run, read_json_at,
+                                 require_clean_workspace)
 from pipeline.study.report import write_study
 
 
@@ -67,12 +68,13 @@ def run_study(argv: list[str] | None = None) -> StudyOutcome:
     root = args.repo.resolve()
     print(f"study: {len(cells)} runs ({len(args.variants)} variants × {args.seeds} seeds); each re-runs "
           "`train` and `evaluate` only", flush=True)
+    wall = None
     if not args.report_only:
+        require_clean_workspace(root)
         print(estimate(root, len(cells), args.set_param), flush=True)
-    start = time.monotonic()
-    if not args.report_only:
+        start = time.monotonic()
         queue_and_run(root, cells, args.set_param, args.jobs)
-    wall = None if args.report_only else time.monotonic() - start
+        wall = time.monotonic() - start
     runs = collect(root, cells)
     effects = study_effects(runs, baseline=args.variants[0])
     method = runs[0].bootstrap.get("methods", {}).get("nms", "nms")  # the runs' hard-NMS method

@@ -57,6 +57,25 @@ def _dvc(root: Path, *args: str, capture: bool = True) -> subprocess.CompletedPr
     return proc
 
 
+def require_clean_workspace(root: Path) -> None:
+    """Refuse to queue from a workspace whose git-tracked files differ from HEAD.
+
+    ``dvc exp run --queue`` stashes the workspace into every queued run, so after a plain
+    ``dvc exp run`` (which leaves its params and metrics in the workspace) the whole grid would
+    silently run that experiment's params instead of the committed baseline's.
+    """
+    proc = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise PipelineError(f"{root}: not a git repository ({proc.stderr.strip()})")
+    changed = [line[3:] for line in proc.stdout.splitlines() if line.strip()]
+    if changed:
+        shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        raise PipelineError(f"{root}: {shown} differ from HEAD; every queued run would carry these changes. "
+                            "Commit them (the baseline), or put the workspace back with "
+                            "`git checkout -- . && dvc checkout` (a `dvc exp run` leaves its experiment there)")
+
+
 def queue_and_run(root: Path, cells: Sequence[Cell], extra: Sequence[str] = (), jobs: int = 1) -> None:
     """Queue every cell as a DVC experiment and run the queue in the foreground (output streamed)."""
     for cell in cells:

@@ -1,0 +1,31 @@
+"""The study refuses to queue from a workspace that differs from the committed baseline."""
+
+import subprocess
+
+import pytest
+
+from pipeline.errors import PipelineError
+from pipeline.study.grid import require_clean_workspace
+
+
+def _git(root, *args):
+    subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=root, check=True,
+                   capture_output=True)
+
+
+def test_a_workspace_left_by_dvc_exp_run_is_refused_with_the_files_named(tmp_path):
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "params.yaml").write_text("train:\n  steps: 1200\n")
+    _git(tmp_path, "add", "params.yaml")
+    _git(tmp_path, "commit", "-qm", "baseline")
+    (tmp_path / "scratch.txt").write_text("untracked files are not queued")
+    require_clean_workspace(tmp_path)  # clean apart from untracked files: fine
+
+    (tmp_path / "params.yaml").write_text("train:\n  steps: 400\n")  # what `dvc exp run -S train.steps=400` leaves
+    with pytest.raises(PipelineError, match=r"params\.yaml differ from HEAD.*git checkout -- \."):
+        require_clean_workspace(tmp_path)
+
+
+def test_outside_a_git_repository_is_an_error(tmp_path):
+    with pytest.raises(PipelineError, match="not a git repository"):
+        require_clean_workspace(tmp_path)
