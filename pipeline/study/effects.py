@@ -22,6 +22,10 @@ from pipeline.errors import PipelineError
 from pipeline.evaluation.bootstrap import BOOTSTRAP_METRICS, Interval, comparison_keys, document_difference
 
 
+#: Test sets of the variant − baseline effects (the thesis compares SSD variants on HR, SR and LR).
+BETWEEN_SETS = ("hr", "sr", "lr")
+
+
 @dataclass(frozen=True)
 class RunResult:
     """One finished run of the grid: its variant, seed and evaluation bootstrap document."""
@@ -88,7 +92,8 @@ def _effect(label: str, variant: str, metric: str, pairs: list[tuple[float, np.n
 def study_effects(runs: Sequence[RunResult], baseline: str = "ssd", level: float = 0.95,
                   seed: int = 0) -> list[Effect]:
     """Within-run effects per variant (:data:`~pipeline.evaluation.bootstrap.COMPARISONS`), and
-    variant − baseline with the same seeds on HR with the hard-NMS method, for each metric."""
+    variant − baseline with the same seeds on each of :data:`BETWEEN_SETS` that both runs evaluated,
+    with the hard-NMS method, for each metric."""
     check_comparable(runs)
     by_variant: dict[str, dict[int, RunResult]] = {}
     for r in runs:
@@ -106,15 +111,17 @@ def study_effects(runs: Sequence[RunResult], baseline: str = "ssd", level: float
         if variant == baseline:
             continue
         common = sorted(set(seeds) & set(base))
-        for metric in BOOTSTRAP_METRICS:
-            pairs = []
-            for s in common:
-                nms = seeds[s].bootstrap.get("methods", {}).get("nms")
-                key = f"hr.{nms}.{metric}"
-                if nms is not None and (d := _between(seeds[s], base[s], key)) is not None:
-                    pairs.append(d)
-            if (e := _effect(f"{variant} − {baseline} (HR)", variant, metric, pairs, level, seed)) is not None:
-                effects.append(e)
+        for test_set in BETWEEN_SETS:
+            for metric in BOOTSTRAP_METRICS:
+                pairs = []
+                for s in common:
+                    nms = seeds[s].bootstrap.get("methods", {}).get("nms")
+                    key = f"{test_set}.{nms}.{metric}"
+                    if nms is not None and (d := _between(seeds[s], base[s], key)) is not None:
+                        pairs.append(d)
+                label = f"{variant} − {baseline} ({test_set.upper()})"
+                if (e := _effect(label, variant, metric, pairs, level, seed)) is not None:
+                    effects.append(e)
     return effects
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from pipeline.atomic import atomic_path, write_json, write_text
 from pipeline.study.effects import Effect, RunResult
 
-SETS = ("hr", "sr", "bicubic", "lr")
+SETS = ("hr", "sr", "srgan", "bicubic", "lr")
 
 
 def _fmt(x: float | None) -> str:
@@ -43,6 +43,28 @@ def run_rows(runs: Sequence[RunResult], method: str) -> list[dict]:
     return rows
 
 
+def means_table(runs: Sequence[RunResult], method: str) -> list[str]:
+    """Markdown lines: per variant and set, the mean mAP over its seeds ± their standard deviation."""
+    rows = run_rows(runs, method)
+    columns = [(s, "map") for s in SETS] + [("hr", "map_small")]
+    columns = [c for c in columns if any(f"{c[0]}.{c[1]}" in r for r in rows)]
+    lines = ["## Means over seeds", "",
+             f"mAP@0.5 with {method.upper()}: mean over a variant's seeds ± their standard deviation "
+             "(retraining noise; the intervals above also cover the test images).", "",
+             "| variant | seeds | " + " | ".join(f"{s.upper()}{' small' if m == 'map_small' else ''}" for s, m in columns)
+             + " |", "|---|---:|" + "---:|" * len(columns)]
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == variant]
+        cells = []
+        for s, m in columns:
+            values = np.array([r[f"{s}.{m}"] for r in mine if r.get(f"{s}.{m}") is not None], dtype=float)
+            values = values[np.isfinite(values)]
+            sd = f" ± {np.std(values, ddof=1):.3f}" if values.size > 1 else ""
+            cells.append(f"{values.mean():.3f}{sd}" if values.size else "—")
+        lines.append(f"| {variant} | {len(mine)} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def markdown(effects: Sequence[Effect], runs: Sequence[RunResult], method: str, command: str,
              wall_s: float | None, forest_png: str) -> str:
     level = effects[0].interval.level if effects else 0.95
@@ -63,7 +85,9 @@ def markdown(effects: Sequence[Effect], runs: Sequence[RunResult], method: str, 
         lines.append(f"| {e.label} | {e.variant} | {e.metric} | {_signed(iv.value)}{resolved} | "
                      f"[{_signed(iv.lo)}, {_signed(iv.hi)}] | {e.seeds} | "
                      f"{'—' if e.seed_sd is None else f'{e.seed_sd:.3f}'} |")
-    lines += ["", "\\* interval excludes 0.", "", f"![forest plot]({forest_png})", "", "## Runs", "",
+    lines += ["", "\\* interval excludes 0.", "", f"![forest plot]({forest_png})", ""]
+    lines += means_table(runs, method)
+    lines += ["## Runs", "",
               "| run | variant | seed | " + " | ".join(f"{s.upper()} mAP" for s in SETS) + " | HR mAP small |",
               "|---|---|---:|" + "---|" * (len(SETS) + 1)]
     for row in run_rows(runs, method):

@@ -51,8 +51,15 @@ def test_within_and_between_run_effects_have_intervals_in_the_right_direction(ru
     # HR results are identical across variants: variant − ssd on HR is exactly zero.
     v = effects[("shallow − ssd (HR)", "shallow", "map")]
     assert v.interval.value == v.interval.lo == v.interval.hi == 0.0
+    # On LR, shallow's runs rank with less noise than ssd's (0.5 vs 0.9): shallow − ssd (LR) is the mean of
+    # the same-seed differences, positive here.
+    lr = effects[("shallow − ssd (LR)", "shallow", "map")]
+    value = {(r.variant, r.seed): r.bootstrap["results"]["lr.nms.map"]["value"] for r in runs}
+    expected = np.mean([value["shallow", s] - value["ssd", s] for s in (0, 1)])
+    assert lr.seeds == 2 and lr.interval.value == pytest.approx(expected) and expected > 0
+    assert lr.interval.lo <= lr.interval.value <= lr.interval.hi
     # No SR set in these runs: its comparisons are absent, not zero.
-    assert not any(label.startswith("SR") for label, _, _ in effects)
+    assert not any(label.startswith("SR") or "(SR)" in label for label, _, _ in effects)
 
 
 def test_seed_bootstrap_widens_with_seed_spread():
@@ -78,3 +85,11 @@ def test_report_files(runs, tmp_path):
     assert len(saved["effects"]) == len(effects) and {"lo", "hi", "value"} <= set(saved["effects"][0])
     assert (tmp_path / "forest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "runs.csv").read_text().splitlines()[0].startswith("run,variant,seed,hr.map")
+    means = md.split("## Means over seeds")[1].split("## Runs")[0]
+    assert "| variant | seeds | HR | LR | HR small |" in means  # sets the runs lack are not columns
+    for variant in ("ssd", "shallow"):
+        mine = [r for r in runs if r.variant == variant]
+        hr = [r.bootstrap["results"]["hr.nms.map"]["value"] for r in mine]
+        lr = [r.bootstrap["results"]["lr.nms.map"]["value"] for r in mine]
+        assert f"| {variant} | 2 | {np.mean(hr):.3f} ± {np.std(hr, ddof=1):.3f} | {np.mean(lr):.3f} ± " \
+               f"{np.std(lr, ddof=1):.3f} |" in means
