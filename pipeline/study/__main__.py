@@ -19,8 +19,14 @@ from pipeline.cli import run_cli
 from pipeline.errors import PipelineError
 from pipeline.study.cost import estimate
 from pipeline.study.effects import Effect, RunResult, study_effects
-from pipeline.study.grid import (BOOTSTRAP_FILE, experiment_refs, grid, queue_and_run, read_json_at,
-                                 require_clean_workspace)
+from pipeline.study.grid import (
+    BOOTSTRAP_FILE,
+    experiment_refs,
+    grid,
+    queue_and_run,
+    read_json_at,
+    require_clean_workspace,
+)
 from pipeline.study.report import write_study
 
 

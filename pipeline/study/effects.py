@@ -21,7 +21,6 @@ import numpy as np
 from pipeline.errors import PipelineError
 from pipeline.evaluation.bootstrap import BOOTSTRAP_METRICS, Interval, comparison_keys, document_difference
 
-
 #: Test sets of the variant − baseline effects (the thesis compares SSD variants on HR, SR and LR).
 BETWEEN_SETS = ("hr", "sr", "lr")
 
