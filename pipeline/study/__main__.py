@@ -4,6 +4,8 @@
     python -m pipeline.study --variants ssd shallow --seeds 2 --report-only   # re-read finished runs
 
 Run it in a clone whose baseline (``dvc repro``) is committed: the queue bases every run on HEAD.
+Runs that already finished on HEAD with the same params are kept, so after an interruption (or a
+failed run) the same command resumes.
 """
 
 from __future__ import annotations
@@ -19,14 +21,8 @@ from pipeline.cli import run_cli
 from pipeline.errors import PipelineError
 from pipeline.study.cost import estimate
 from pipeline.study.effects import Effect, RunResult, study_effects
-from pipeline.study.grid import (
-    BOOTSTRAP_FILE,
-    experiment_refs,
-    grid,
-    queue_and_run,
-    read_json_at,
-    require_clean_workspace,
-)
+from pipeline.study.grid import BOOTSTRAP_FILE, finished_cells, grid, read_json_at, require_clean_workspace
+from pipeline.study.queue import queue_and_run
 from pipeline.study.report import write_study
 
 
@@ -42,16 +38,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=1, help="experiments run at once (dvc exp run --jobs)")
     p.add_argument("--out", type=Path, default=Path("data/study"), help="report folder")
     p.add_argument("--report-only", action="store_true", help="do not run; report the finished runs")
+    p.add_argument("--baseline", default="HEAD",
+                   help="with --report-only: the commit the runs were based on (default HEAD)")
     p.add_argument("--repo", type=Path, default=Path("."), help="the DVC project (default: here)")
     return p.parse_args(argv)
 
 
-def collect(root: Path, cells) -> list[RunResult]:  # noqa: ANN001
-    refs = experiment_refs(root)
+def collect(root: Path, cells, extra, baseline: str = "HEAD") -> list[RunResult]:  # noqa: ANN001
+    refs = finished_cells(root, cells, extra, baseline)
     missing = [c.name for c in cells if c.name not in refs]
     if missing:
-        raise PipelineError(f"no finished experiment named {missing[0]!r} ({len(missing)} of {len(cells)} "
-                            "runs missing; see `dvc queue status` / `dvc queue logs NAME`)")
+        raise PipelineError(f"no finished experiment named {missing[0]!r} on {baseline} ({len(missing)} of "
+                            f"{len(cells)} runs missing; see `dvc queue status`, `dvc exp show`, --baseline)")
     return [RunResult(c.name, c.variant, c.seed, read_json_at(root, refs[c.name], BOOTSTRAP_FILE, f"run {c.name}"))
             for c in cells]
 
@@ -77,11 +75,12 @@ def run_study(argv: list[str] | None = None) -> StudyOutcome:
     wall = None
     if not args.report_only:
         require_clean_workspace(root)
-        print(estimate(root, len(cells), args.set_param), flush=True)
+        left = len(cells) - len(finished_cells(root, cells, args.set_param))
+        print(estimate(root, left, args.set_param), flush=True)
         start = time.monotonic()
         queue_and_run(root, cells, args.set_param, args.jobs)
         wall = time.monotonic() - start
-    runs = collect(root, cells)
+    runs = collect(root, cells, args.set_param, args.baseline if args.report_only else "HEAD")
     effects = study_effects(runs, baseline=args.variants[0])
     method = runs[0].bootstrap.get("methods", {}).get("nms", "nms")  # the runs' hard-NMS method
     command = "python -m pipeline.study " + shlex.join(sys.argv[1:] if argv is None else argv)

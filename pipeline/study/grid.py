@@ -1,22 +1,24 @@
-"""The study grid as DVC experiments: queue, run, and read each run's results back from git.
+"""The study grid as DVC experiments: its cells, which already ran, and their files in git.
 
-Each cell (variant, seed) is one ``dvc exp run --queue -n <prefix>-<variant>-s<seed>`` with
-``-S model.variant=<variant> -S train.seed=<seed>`` plus the user's overrides; the queue then
-runs with ``dvc exp run --run-all``.  Only the training seed varies: the data, the SR model and
-the test set are the same in every run, so DVC re-runs ``train`` and ``evaluate`` only.  A
-finished run's files are read from its experiment commit (``git show <ref>:<path>``), so the
-workspace is never touched.
+Each cell (variant, seed) is one DVC experiment ``<prefix>-<variant>-s<seed>`` run with
+``-S model.variant=<variant> -S train.seed=<seed>`` plus the user's overrides
+(:mod:`pipeline.study.queue` queues and runs them).  Only the training seed varies: the data,
+the SR model and the test set are the same in every run, so DVC re-runs ``train`` and
+``evaluate`` only.  A finished run's files are read from its experiment commit (``git show
+<ref>:<path>``), so the workspace is never touched.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
-import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from pipeline.errors import PipelineError
 
@@ -48,15 +50,6 @@ def grid(variants: Sequence[str], seeds: int, prefix: str = "study") -> list[Cel
     return [Cell(v, s, prefix) for v in variants for s in range(seeds)]
 
 
-def _dvc(root: Path, *args: str, capture: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, text=True,
-                          capture_output=capture)
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-1:] if capture else []
-        raise PipelineError(f"dvc {' '.join(args[:3])} failed (exit {proc.returncode}){': ' + tail[0] if tail else ''}")
-    return proc
-
-
 def require_clean_workspace(root: Path) -> None:
     """Refuse to queue from a workspace whose git-tracked files differ from HEAD.
 
@@ -76,34 +69,105 @@ def require_clean_workspace(root: Path) -> None:
                             "`git checkout -- . && dvc checkout` (a `dvc exp run` leaves its experiment there)")
 
 
-def queue_and_run(root: Path, cells: Sequence[Cell], extra: Sequence[str] = (), jobs: int = 1) -> None:
-    """Queue every cell as a DVC experiment and run the queue in the foreground (output streamed)."""
-    for cell in cells:
-        args = ["exp", "run", "--queue", "-n", cell.name]
-        for o in cell.overrides(extra):
-            args += ["-S", o]
-        _dvc(root, *args)
-        print(f"queued {cell.name}", flush=True)
-    _dvc(root, "exp", "run", "--run-all", "--jobs", str(jobs), capture=False)
+def resolve_commit(root: Path, rev: str = "HEAD") -> str:
+    """The full sha of ``rev`` (HEAD: the baseline every queued run is based on)."""
+    proc = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=root,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise PipelineError(f"{root}: {rev!r} is not a commit of this repository")
+    return proc.stdout.strip()
 
 
-def experiment_refs(root: Path) -> dict[str, str]:
-    """Experiment name -> commit, for every experiment ref in the repo."""
+def experiment_refs(root: Path, baseline: str | None = None) -> dict[str, str]:
+    """Experiment name -> commit for the experiments based on ``baseline`` (a full sha; None: any).
+
+    DVC keeps an experiment at ``refs/exps/<sha[:2]>/<sha[2:]>/<name>`` of its baseline ``sha``;
+    the same name on another baseline is another experiment (older code or params).
+    """
     out = subprocess.run(["git", "for-each-ref", "refs/exps", "--format=%(refname) %(objectname)"],
                          cwd=root, capture_output=True, text=True, check=True).stdout
     refs: dict[str, str] = {}
     for line in out.splitlines():
         ref, sha = line.split()
-        refs[ref.rsplit("/", 1)[-1]] = sha
+        parts = ref.split("/")
+        if len(parts) != 5 or len(parts[2]) != 2:  # refs/exps/celery/..., exec/..., stash: not experiments
+            continue
+        if baseline is None or parts[2] + parts[3] == baseline:
+            refs[parts[4]] = sha
     return refs
+
+
+def apply_overrides(params: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``params`` with each ``key.path=value`` set, the value read as YAML (as ``dvc exp run -S`` does)."""
+    out = copy.deepcopy(dict(params))
+    for text in overrides:
+        key, _, value = text.partition("=")
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
+
+
+def params_mismatch(expected: Mapping[str, Any], actual: Mapping[str, Any], prefix: str = "") -> str | None:
+    """The first dotted key whose value differs, as ``key: actual (expected ...)``; None when equal."""
+    for key in sorted(set(expected) | set(actual), key=str):
+        e, a = expected.get(key, "<absent>"), actual.get(key, "<absent>")
+        if isinstance(e, Mapping) and isinstance(a, Mapping):
+            found = params_mismatch(e, a, f"{prefix}{key}.")
+            if found:
+                return found
+        elif e != a:
+            return f"{prefix}{key}: {a!r} (this study: {e!r})"
+    return None
+
+
+def finished_cells(root: Path, cells: Sequence[Cell], extra: Sequence[str] = (),
+                   baseline_rev: str = "HEAD") -> dict[str, str]:
+    """Cell name -> commit of the cells already run on ``baseline_rev`` with exactly this study's params.
+
+    A same-named experiment of that baseline that ran other params (another ``-S``) is an
+    error, never a silent reuse: its numbers would be reported as this study's.
+    """
+    baseline = resolve_commit(root, baseline_rev)
+    refs = experiment_refs(root, baseline)
+    base_params = read_yaml_at(root, baseline, "params.yaml", "the baseline")
+    done: dict[str, str] = {}
+    for cell in cells:
+        if cell.name not in refs:
+            continue
+        ran = read_yaml_at(root, refs[cell.name], "params.yaml", f"experiment {cell.name}")
+        diff = params_mismatch(apply_overrides(base_params, cell.overrides(extra)), ran)
+        if diff:
+            raise PipelineError(f"experiment {cell.name} already exists on this baseline with other params "
+                                f"({diff}); remove it (`dvc exp remove {cell.name}`) or pick another --prefix")
+        done[cell.name] = refs[cell.name]
+    return done
+
+
+def _show_at(root: Path, commit: str, path: str, what: str) -> str:
+    proc = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise PipelineError(f"{what}: {path} is not in its commit {commit[:7]} (did evaluate run?)")
+    return proc.stdout
+
+
+def read_yaml_at(root: Path, commit: str, path: str, what: str) -> dict[str, Any]:
+    """A YAML mapping as committed in ``commit``; a clear error naming ``what`` and the file."""
+    try:
+        data = yaml.safe_load(_show_at(root, commit, path, what))
+    except yaml.YAMLError as e:
+        raise PipelineError(f"{what}: {path} in {commit[:7]} is not valid YAML ({e})") from e
+    if not isinstance(data, dict):
+        raise PipelineError(f"{what}: {path} in {commit[:7]} is not a mapping")
+    return data
 
 
 def read_json_at(root: Path, commit: str, path: str, what: str) -> dict[str, Any]:
     """A JSON file as committed in ``commit``; a clear error naming the run and file when missing."""
-    proc = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=root, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise PipelineError(f"{what}: {path} is not in its experiment commit {commit[:7]} (did evaluate run?)")
+    text = _show_at(root, commit, path, what)
     try:
-        return json.loads(proc.stdout)
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise PipelineError(f"{what}: {path} in {commit[:7]} is not valid JSON ({e})") from e

@@ -13,6 +13,8 @@ from pipeline.atomic import atomic_path, write_json, write_text
 from pipeline.study.effects import Effect, RunResult
 
 SETS = ("hr", "sr", "srgan", "bicubic", "lr")
+#: (set, metric) columns of the means and runs tables: mAP@0.5 per set, then small-object mAP on HR.
+COLUMNS = tuple((s, "map") for s in SETS) + (("hr", "map_small"),)
 
 
 def _fmt(x: float | None) -> str:
@@ -43,16 +45,17 @@ def run_rows(runs: Sequence[RunResult], method: str) -> list[dict]:
     return rows
 
 
-def means_table(runs: Sequence[RunResult], method: str) -> list[str]:
+def _header(s: str, m: str) -> str:
+    return f"{s.upper()}{' small' if m == 'map_small' else ''}"
+
+
+def means_table(rows: Sequence[dict], method: str) -> list[str]:
     """Markdown lines: per variant and set, the mean mAP over its seeds ± their standard deviation."""
-    rows = run_rows(runs, method)
-    columns = [(s, "map") for s in SETS] + [("hr", "map_small")]
-    columns = [c for c in columns if any(f"{c[0]}.{c[1]}" in r for r in rows)]
+    columns = [c for c in COLUMNS if any(f"{c[0]}.{c[1]}" in r for r in rows)]
     lines = ["## Means over seeds", "",
              f"mAP@0.5 with {method.upper()}: mean over a variant's seeds ± their standard deviation "
              "(retraining noise; the intervals above also cover the test images).", "",
-             "| variant | seeds | " + " | ".join(f"{s.upper()}{' small' if m == 'map_small' else ''}" for s, m in columns)
-             + " |", "|---|---:|" + "---:|" * len(columns)]
+             "| variant | seeds | " + " | ".join(_header(s, m) for s, m in columns) + " |", "|---|---:|" + "---:|" * len(columns)]
     for variant in dict.fromkeys(r["variant"] for r in rows):
         mine = [r for r in rows if r["variant"] == variant]
         cells = []
@@ -69,6 +72,7 @@ def markdown(effects: Sequence[Effect], runs: Sequence[RunResult], method: str, 
              wall_s: float | None, forest_png: str) -> str:
     level = effects[0].interval.level if effects else 0.95
     n_images = runs[0].bootstrap.get("n_images") if runs else None
+    rows = run_rows(runs, method)
     lines = [
         "# Study report", "",
         f"Command: `{command}`" + (f" — wall time {wall_s / 60:.1f} min" if wall_s is not None else ""), "",
@@ -86,14 +90,13 @@ def markdown(effects: Sequence[Effect], runs: Sequence[RunResult], method: str, 
                      f"[{_signed(iv.lo)}, {_signed(iv.hi)}] | {e.seeds} | "
                      f"{'—' if e.seed_sd is None else f'{e.seed_sd:.3f}'} |")
     lines += ["", "\\* interval excludes 0.", "", f"![forest plot]({forest_png})", ""]
-    lines += means_table(runs, method)
+    lines += means_table(rows, method)
     lines += ["## Runs", "",
-              "| run | variant | seed | " + " | ".join(f"{s.upper()} mAP" for s in SETS) + " | HR mAP small |",
-              "|---|---|---:|" + "---|" * (len(SETS) + 1)]
-    for row in run_rows(runs, method):
-        columns = [(s, "map") for s in SETS] + [("hr", "map_small")]
+              "| run | variant | seed | " + " | ".join(f"{_header(s, m)} mAP" for s, m in COLUMNS) + " |",
+              "|---|---|---:|" + "---|" * len(COLUMNS)]
+    for row in rows:
         cells = ["—" if (v := row.get(f"{s}.{m}")) is None else
-                 f"{v:.3f} [{_fmt(row[f'{s}.{m}.lo'])}, {_fmt(row[f'{s}.{m}.hi'])}]" for s, m in columns]
+                 f"{v:.3f} [{_fmt(row[f'{s}.{m}.lo'])}, {_fmt(row[f'{s}.{m}.hi'])}]" for s, m in COLUMNS]
         lines.append(f"| {row['run']} | {row['variant']} | {row['seed']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -38,6 +38,7 @@ def test_study_queues_the_grid_and_reports_effects_with_intervals(baseline):
     # Each run's evaluation is its own: the train seed reached training (different weights, same test set).
     listed = project.dvc("exp", "show", "--no-pager", "--csv").stdout
     assert all(n in listed for n in names)
-    again = project.run(sys.executable, "-m", "pipeline.study", "--variants", "ssd", "shallow", "--seeds", "2",
-                        "--report-only")
+    # The same command again resumes: all four are kept (none queued), the report is the same.
+    again = project.run(sys.executable, "-m", "pipeline.study", "--variants", "ssd", "shallow", "--seeds", "2")
+    assert again.stdout.count("finished earlier on this baseline, kept") == 4 and "queued" not in again.stdout
     assert json.loads((out / "effects.json").read_text())["effects"] == effects, again.stdout
