@@ -4,8 +4,8 @@ Design (so that a detector learns something measurable and 4x downsampling hurts
 
 * Five classes that differ in *shape*: ``disc`` (filled circle), ``ring`` (outlined
   circle), ``square`` (filled square), ``triangle`` (filled triangle), ``cross`` (plus
-  sign).  Half of the objects take their class's hue band (red, yellow, green, blue,
-  magenta; +-18 deg), the other half a uniformly random hue, with random
+  sign).  ``class_colour_share`` of the objects (default half) take their class's hue band
+  (red, yellow, green, blue, magenta; +-18 deg), the others a uniformly random hue, with random
   saturation/value: colour is a cue but only shape identifies every object, and
   shape is what 4x downsampling destroys.  A third of the filled objects carry a
   stripe texture, every object a 1-px darker outline with probability 0.5.
@@ -61,7 +61,6 @@ _HUE = {"disc": 0.0, "ring": 55.0, "square": 120.0, "triangle": 220.0, "cross": 
 DATASET_NAME = "SOD5"
 _SUB = 4  # fixed-point subpixel bits for cv2 drawing
 _MAX_IOU = 0.1
-_CLASS_HUE_PROB = 0.5  # share of objects coloured from their class's hue band
 
 
 @dataclass(frozen=True)
@@ -107,6 +106,8 @@ class EmbeddedConfig:
         objects_per_image: [min, max] objects per image (inclusive).
         object_size: [min, max] side in px of most objects, drawn log-uniformly.
         tiny_fraction: share of objects drawn in [8, object_size[0]) px instead.
+        class_colour_share: share of objects whose hue comes from their class's band (the
+            rest take any hue): how much colour alone tells the class, which 4x keeps.
         noise_sigma: per-pixel Gaussian background noise, grey levels (an SR model cannot
             restore it, so it caps the PSNR gain of any SR over bicubic).
         crowd_fraction: expected share of objects placed in overlapping same-class rows.
@@ -126,6 +127,7 @@ class EmbeddedConfig:
     objects_per_image: tuple[int, int] = (3, 12)
     object_size: tuple[float, float] = (12.0, 48.0)
     tiny_fraction: float = 0.2
+    class_colour_share: float = 0.5
     noise_sigma: float = 3.0
     crowd_fraction: float = 0.4
     crowd_size: tuple[int, int] = (2, 6)
@@ -145,6 +147,7 @@ class EmbeddedConfig:
         lo, hi = self.object_size
         require(8 <= lo <= hi <= 256, f"{prefix}.object_size", "need 8 <= min <= max <= 256 px")
         require(0.0 <= self.tiny_fraction <= 1.0, f"{prefix}.tiny_fraction", "must be in [0, 1]")
+        require(0.0 <= self.class_colour_share <= 1.0, f"{prefix}.class_colour_share", "must be in [0, 1]")
         require(0.0 <= self.noise_sigma <= 64.0, f"{prefix}.noise_sigma", "must be in [0, 64]")
         require(0.0 <= self.crowd_fraction <= 1.0, f"{prefix}.crowd_fraction", "must be in [0, 1]")
         lo, hi = self.crowd_size
@@ -222,14 +225,16 @@ def _free(a: np.ndarray, boxes: np.ndarray, max_iou: float = _MAX_IOU) -> bool:
     return not boxes.size or bool((_iou(a, boxes) <= max_iou).all())
 
 
-def _draw_object(rng: np.random.Generator, img: np.ndarray, cls: str, pts: np.ndarray, side: float) -> None:
-    """Alpha-blend one anti-aliased object into ``img`` (float32, in place), working on its ROI only."""
+def _draw_object(rng: np.random.Generator, img: np.ndarray, cls: str, pts: np.ndarray, side: float,
+                 class_colour_share: float) -> None:
+    """Alpha-blend one anti-aliased object into ``img`` (float32, in place), working on its ROI only;
+    with probability ``class_colour_share`` its hue comes from its class's band, else any hue."""
     h, w = img.shape[:2]
     x0, y0 = (max(0, int(v) - 2) for v in pts.min(0))
     x1, y1 = min(w, int(pts[:, 0].max()) + 3), min(h, int(pts[:, 1].max()) + 3)
     roi = img[y0:y1, x0:x1]
     local = pts - np.array([x0, y0])
-    hue = _HUE[cls] + rng.uniform(-18, 18) if rng.random() < _CLASS_HUE_PROB else rng.uniform(0, 360)
+    hue = _HUE[cls] + rng.uniform(-18, 18) if rng.random() < class_colour_share else rng.uniform(0, 360)
     colour = _hsv_to_rgb(hue, rng.uniform(0.55, 1.0), rng.uniform(0.55, 1.0))
     fp = np.round(local * (1 << _SUB)).astype(np.int32).reshape(-1, 1, 2)
     mask = np.zeros(roi.shape[:2], np.float32)
@@ -270,7 +275,7 @@ def _object_shape(rng: np.random.Generator, cls: str, side: float) -> np.ndarray
 
 
 def _place(rng: np.random.Generator, img: np.ndarray, objects: list[tuple[str, np.ndarray]], cls: str,
-           side: float, centre: Callable[[np.ndarray], np.ndarray]) -> None:
+           side: float, centre: Callable[[np.ndarray], np.ndarray], class_colour_share: float) -> None:
     """Draw ``cls`` at the first of 20 ``centre(extent)`` draws that keeps IoU <= 0.1 with ``objects``."""
     shape = _object_shape(rng, cls, side)
     ext = shape.max(0) - shape.min(0)
@@ -279,7 +284,7 @@ def _place(rng: np.random.Generator, img: np.ndarray, objects: list[tuple[str, n
         pts = shape + centre(ext)
         box = np.array([*pts.min(0), *pts.max(0)])
         if _free(box, boxes):
-            _draw_object(rng, img, cls, pts, side)
+            _draw_object(rng, img, cls, pts, side, class_colour_share)
             objects.append((cls, box))
             return
 
@@ -330,7 +335,7 @@ def _place_row(rng: np.random.Generator, img: np.ndarray, objects: list[tuple[st
         if not all(_free(boxes[i], boxes[i + 1 :], cfg.crowd_max_iou) for i in range(count - 1)):
             continue
         for pts, box in zip(rows, boxes, strict=True):
-            _draw_object(rng, img, cls, pts, side)
+            _draw_object(rng, img, cls, pts, side, cfg.class_colour_share)
             objects.append((cls, box))
         return
 
@@ -352,7 +357,8 @@ def generate_image(seed: int, index: int, cfg: EmbeddedConfig) -> tuple[np.ndarr
         _place_row(rng, img, objects, cfg, count)
         left -= count
     for _ in range(n_obj - in_crowds + left):
-        _place(rng, img, objects, _random_class(rng), _side(rng, cfg), _uniform_centre(rng, w, h))
+        _place(rng, img, objects, _random_class(rng), _side(rng, cfg), _uniform_centre(rng, w, h),
+               cfg.class_colour_share)
     return np.clip(img, 0, 255).astype(np.uint8), objects
 
 
@@ -373,7 +379,7 @@ def _generate_large(seed: int, index: int, cfg: EmbeddedConfig) -> tuple[np.ndar
             centre = _crowd_centre(rng, w, h, crowds[int(rng.integers(len(crowds)))], lg.crowd_spread)
         else:
             centre = _uniform_centre(rng, w, h)
-        _place(rng, img, objects, cls, side, centre)
+        _place(rng, img, objects, cls, side, centre, cfg.class_colour_share)
     return np.clip(img, 0, 255).astype(np.uint8), objects
 
 

@@ -124,3 +124,31 @@ def test_config_validation():
         parse(EmbeddedConfig, {"object_size": [4, 48]}, "data.embedded")
     with pytest.raises(ConfigError, match="data.embedded.crowd_size"):
         parse(EmbeddedConfig, {"crowd_size": [1, 4]}, "data.embedded")
+
+
+def _centre_hue_in_band(cfg: EmbeddedConfig, images: int = 30) -> float:
+    """Share of filled objects (disc, square, cross) whose centre pixel's hue lies in their class's band."""
+    import cv2
+
+    from pipeline.data.embedded import _HUE
+
+    hits = []
+    for i in range(images):
+        img, objs = generate_image(0, i, cfg)
+        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV_FULL)
+        for cls, box in objs:
+            if cls in ("disc", "square", "cross"):
+                x, y = int((box[0] + box[2]) / 2), int((box[1] + box[3]) / 2)
+                hue = hsv[y, x, 0] * 360.0 / 256.0
+                hits.append(abs((hue - _HUE[cls] + 180.0) % 360.0 - 180.0) <= 25.0)
+    return float(np.mean(hits))
+
+
+def test_class_colour_share_sets_how_often_colour_tells_the_class():
+    same_boxes = [generate_image(0, 1, dataclasses.replace(SMALL, class_colour_share=s))[1] for s in (0.0, 1.0)]
+    assert [c for c, _ in same_boxes[0]] == [c for c, _ in same_boxes[1]]  # only colours change
+    assert all(np.allclose(a, b) for (_, a), (_, b) in zip(*same_boxes, strict=True))
+    assert _centre_hue_in_band(dataclasses.replace(SMALL, class_colour_share=1.0)) > 0.9
+    assert _centre_hue_in_band(dataclasses.replace(SMALL, class_colour_share=0.0)) < 0.35
+    with pytest.raises(ConfigError, match="class_colour_share"):
+        parse(EmbeddedConfig, {"class_colour_share": 1.5}, "data.embedded")
