@@ -1,7 +1,8 @@
 """The study as a Prefect flow against the session's real Prefect server: its effects become artifacts.
 
-Four finished runs are real git commits under ``refs/exps`` holding real bootstrap documents (as
-``dvc exp run`` leaves them), so ``--report-only`` reads them exactly as after a real study.
+Four finished runs are real git commits under ``refs/exps/<baseline>/`` holding their params and real
+bootstrap documents (as ``dvc exp run`` leaves them), so ``--report-only`` reads them exactly as after a
+real study.
 """
 
 from __future__ import annotations
@@ -34,19 +35,21 @@ def _finished_runs(root):
     _git(root, "init", "-q")
     _git(root, "config", "user.email", "t@example.com")
     _git(root, "config", "user.name", "t")
-    (root / "README").write_text("baseline\n")
-    _git(root, "add", "README")
+    (root / "params.yaml").write_text("model:\n  variant: ssd\ntrain:\n  seed: 0\n")
+    _git(root, "add", "params.yaml")
     _git(root, "commit", "-qm", "baseline")
     base = _git(root, "rev-parse", "HEAD")
     for variant, noise in (("ssd", 0.9), ("shallow", 0.5)):
         for seed in range(2):
             run = _run(f"study-{variant}-s{seed}", variant, seed, records, detections, noise)
             _git(root, "checkout", "-q", "--detach", base)
+            (root / "params.yaml").write_text(f"model:\n  variant: {variant}\ntrain:\n  seed: {seed}\n")
             (root / "data/eval").mkdir(parents=True, exist_ok=True)
             (root / "data/eval/bootstrap.json").write_text(json.dumps(run.bootstrap))
-            _git(root, "add", "data/eval/bootstrap.json")
+            _git(root, "add", "params.yaml", "data/eval/bootstrap.json")
             _git(root, "commit", "-qm", run.name)
-            _git(root, "update-ref", f"refs/exps/ab/cdef/{run.name}", "HEAD")
+            _git(root, "update-ref", f"refs/exps/{base[:2]}/{base[2:]}/{run.name}", "HEAD")
+    _git(root, "checkout", "-q", "--detach", base)
 
 
 def test_study_flow_publishes_its_effects_table_and_report(tmp_path, prefect_server):
