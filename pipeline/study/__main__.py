@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.cli import run_cli
+from pipeline.config import load_params
 from pipeline.errors import PipelineError
+from pipeline.presets import check_key, parse_override
 from pipeline.study.cost import estimate
 from pipeline.study.effects import Effect, RunResult, study_effects
 from pipeline.study.grid import BOOTSTRAP_FILE, finished_cells, grid, read_json_at, require_clean_workspace
@@ -65,11 +67,13 @@ class StudyOutcome:
 def run_study(argv: list[str] | None = None) -> StudyOutcome:
     """Queue and run the grid (unless ``--report-only``), then write and return the study report."""
     args = parse_args(argv)
-    for o in args.set_param:
-        if "=" not in o:
-            raise PipelineError(f"-S {o!r}: expected KEY=VALUE")
-    cells = grid(args.variants, args.seeds, args.prefix)
     root = args.repo.resolve()
+    params = load_params(root / "params.yaml")
+    for o in args.set_param:  # a typo'd key is one line before anything is queued, as for presets
+        check_key(params, parse_override(o)[0])
+    if args.baseline != "HEAD" and not args.report_only:
+        raise PipelineError("--baseline reads finished runs of another commit: use it with --report-only")
+    cells = grid(args.variants, args.seeds, args.prefix)
     print(f"study: {len(cells)} runs ({len(args.variants)} variants × {args.seeds} seeds); each re-runs "
           "`train` and `evaluate` only", flush=True)
     wall = None

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import PipelineError
+from pipeline.presets import parse_override
 
 BOOTSTRAP_FILE = "data/eval/bootstrap.json"
 
@@ -101,7 +102,7 @@ def apply_overrides(params: Mapping[str, Any], overrides: Sequence[str]) -> dict
     """``params`` with each ``key.path=value`` set, the value read as YAML (as ``dvc exp run -S`` does)."""
     out = copy.deepcopy(dict(params))
     for text in overrides:
-        key, _, value = text.partition("=")
+        key, value = parse_override(text)
         node = out
         *parents, leaf = key.split(".")
         for part in parents:
@@ -146,10 +147,10 @@ def finished_cells(root: Path, cells: Sequence[Cell], extra: Sequence[str] = (),
     return done
 
 
-def _show_at(root: Path, commit: str, path: str, what: str) -> str:
+def _show_at(root: Path, commit: str, path: str, what: str, hint: str = "") -> str:
     proc = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=root, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise PipelineError(f"{what}: {path} is not in its commit {commit[:7]} (did evaluate run?)")
+        raise PipelineError(f"{what}: {path} is not in its commit {commit[:7]}{hint}")
     return proc.stdout
 
 
@@ -166,7 +167,7 @@ def read_yaml_at(root: Path, commit: str, path: str, what: str) -> dict[str, Any
 
 def read_json_at(root: Path, commit: str, path: str, what: str) -> dict[str, Any]:
     """A JSON file as committed in ``commit``; a clear error naming the run and file when missing."""
-    text = _show_at(root, commit, path, what)
+    text = _show_at(root, commit, path, what, " (did evaluate run?)")
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:

@@ -29,3 +29,13 @@ def test_a_workspace_left_by_dvc_exp_run_is_refused_with_the_files_named(tmp_pat
 def test_outside_a_git_repository_is_an_error(tmp_path):
     with pytest.raises(PipelineError, match="not a git repository"):
         require_clean_workspace(tmp_path)
+
+
+def test_a_mistyped_override_or_a_baseline_without_report_only_stops_before_anything_is_queued(tmp_path):
+    from pipeline.study.__main__ import run_study
+
+    (tmp_path / "params.yaml").write_text("train:\n  steps: 1200\n")
+    with pytest.raises(PipelineError, match=r"-S train\.stesp: no key 'stesp' under train.*did you mean 'steps'"):
+        run_study(["--repo", str(tmp_path), "-S", "train.stesp=600"])
+    with pytest.raises(PipelineError, match="--baseline .* use it with --report-only"):
+        run_study(["--repo", str(tmp_path), "--baseline", "abc123"])
