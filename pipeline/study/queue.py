@@ -23,6 +23,8 @@ from pipeline.study.grid import Cell, experiment_refs, finished_cells, resolve_c
 
 #: Seconds runs may wait with none running before the worker is taken for dead and started again.
 WORKER_GRACE_S = 60.0
+#: A progress line at least this often while nothing changes (the running run's minutes).
+HEARTBEAT_S = 300.0
 #: Queue states, most recent attempt first when one name has several entries.
 _RANK = {"Running": 3, "Queued": 2, "Success": 1, "Failed": 0}
 
@@ -106,13 +108,14 @@ def queue_and_run(root: Path, cells: Sequence[Cell], extra: Sequence[str] = (), 
 
 
 def _wait(root: Path, pending: Sequence[str], jobs: int, poll_s: float, grace_s: float,
-          say: Callable[[str], None]) -> None:
+          say: Callable[[str], None], heartbeat_s: float = HEARTBEAT_S) -> None:
     baseline = resolve_commit(root)
     began = time.monotonic()
     started_at: dict[str, float] = {}
     durations: list[float] = []
     idle_since: float | None = None
-    last = ""
+    last_state: tuple = ()
+    last_said = began
     while True:
         states = queue_states(root)
         refs = experiment_refs(root, baseline)
@@ -132,9 +135,10 @@ def _wait(root: Path, pending: Sequence[str], jobs: int, poll_s: float, grace_s:
         if durations and (running or queued):
             per_run = sum(durations) / len(durations)
             line += f" · about {_minutes(per_run * (len(queued) + len(running)) / max(jobs, 1))} left"
-        if line.split(" · about")[0] != last.split(" · about")[0]:
+        state = (len(finished), tuple(running), len(queued), len(failed))
+        if state != last_state or now - last_said >= heartbeat_s:  # a change, or a sign of life
             say(line)
-        last = line
+            last_state, last_said = state, now
         if not running and not queued:
             break
         idle_since = (idle_since or now) if queued and not running else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,10 @@ def test_runs_resume_and_a_same_named_run_with_other_params_is_refused(project):
     refs = experiment_refs(project)
     assert set(refs) == {"study-ssd-s0", "study-ssd-s1"}
     assert any(line.startswith("queue: 2/2 finished") for line in said), said
+    # a progress line per change of state, not per tick of the running run's seconds
+    states = [re.sub(r" \(\d+ (s|min)\)", "", line.split(" · about")[0])
+              for line in said if line.startswith("queue: ") and " finished · " in line]
+    assert len(states) >= 2 and all(a != b for a, b in zip(states, states[1:])), said
 
     said.clear()  # the same study again: nothing is queued, both are kept
     queue_and_run(project, cells, ["train.steps=5"], poll_s=0.5, say=said.append)
