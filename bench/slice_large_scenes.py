@@ -17,6 +17,7 @@ writes the JSON.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ from pipeline.evaluation.infer import load_split, predict_set_multi  # noqa: E40
 from pipeline.evaluation.results import detections_to_results  # noqa: E402
 from pipeline.evaluation.voc import evaluate_voc  # noqa: E402
 from pipeline.postprocess import PostprocessConfig  # noqa: E402
+from pipeline.predict import with_score_floor  # noqa: E402
 from pipeline.slicing import SliceConfig  # noqa: E402
 
 
@@ -56,21 +58,27 @@ def main() -> None:
     records, classes = load_split(a.set, a.split)
     gt = records_to_coco(records, classes)
     ids = {im["image_key"]: im["id"] for im in gt["images"]}
-    post = {"nms": PostprocessConfig(top_k=1000)}
+    sliced = SliceConfig(a.slice, a.overlap, "nms")
+    greedy = SliceConfig(a.slice, a.overlap, "greedy")
+    # (slicing, score floor before NMS and the tile merge): 0.01 is the evaluation's, 0.3 predict's default
     variants = {
-        "full image": None,
-        f"sliced {a.slice} px, greedy merge": SliceConfig(a.slice, a.overlap, "greedy"),
-        f"sliced {a.slice} px + full image, nms merge": SliceConfig(a.slice, a.overlap, "nms", full_image=True),
+        "full image": (None, 0.01),
+        f"sliced {a.slice} px, greedy merge": (greedy, 0.01),
+        f"sliced {a.slice} px, nms merge": (sliced, 0.01),
+        f"sliced {a.slice} px + full image, nms merge": (dataclasses.replace(sliced, full_image=True), 0.01),
+        f"sliced {a.slice} px, greedy merge, score >= 0.3": (greedy, 0.3),
+        f"sliced {a.slice} px, nms merge, score >= 0.3": (sliced, 0.3),
     }
     rows = []
-    for name, sl in variants.items():
+    for name, (sl, floor) in variants.items():
         t = time.perf_counter()
+        post = {"nms": with_score_floor(PostprocessConfig(top_k=1000), floor)}
         dets = predict_set_multi(model, a.set, post, a.split, a.batch_size, "cpu", progress=False, slice_cfg=sl)["nms"]
         secs = time.perf_counter() - t
         voc_all = evaluate_voc(records, dets, classes)
         voc_small = evaluate_voc(records, dets, classes, area_range="small")
         coco = coco_evaluate(gt, detections_to_results(dets, ids), "pycocotools")
-        rows.append({"variant": name, "voc_ap50": voc_all.map, "voc_ap50_small": voc_small.map,
+        rows.append({"variant": name, "score_floor": floor, "voc_ap50": voc_all.map, "voc_ap50_small": voc_small.map,
                      "recall50": recall(voc_all), "recall50_small": recall(voc_small),
                      "coco_ap_small_maxdets100": coco["ap_small"], "seconds": round(secs, 1),
                      "detections": int(sum(len(d) for d in dets.values()))})

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
+import math
 import os
 import re
 import sys
@@ -169,6 +170,18 @@ def _per_image_json(item: _Item, det: Detections, classes: Sequence[str]) -> dic
     }
 
 
+def with_score_floor(cfg: PostprocessConfig, score: float) -> PostprocessConfig:
+    """``cfg`` whose candidates already score >= ``score`` before NMS and before the merge across tiles.
+
+    For ``nms``/``softnms`` the kept boxes are the same as filtering afterwards (a box below the
+    floor only ever suppresses or decays boxes scoring less than itself).  For the ``greedy`` tile
+    merge it is SAHI's order (its confidence threshold comes first): merged after, every box grew
+    into the union of its low-score neighbours (README "Predict, sliced inference and export").
+    """
+    floor = math.nextafter(score, -math.inf)  # candidates need score > threshold; > nextafter(s) is >= s
+    return dataclasses.replace(cfg, score_threshold=max(cfg.score_threshold, floor))
+
+
 def predict(
     checkpoint: str | os.PathLike[str],
     sources: Sequence[str],
@@ -203,8 +216,8 @@ def predict(
         (out / "labels").mkdir(exist_ok=True)
     skipped: list[tuple[Path, str]] = []
     images, found = [], {}
-    stream = detect_images(model, _read_inputs(paths, resolver, skipped), {"_": post_cfg}, batch_size, device,
-                           slice_cfg)
+    stream = detect_images(model, _read_inputs(paths, resolver, skipped), {"_": with_score_floor(post_cfg, score)},
+                           batch_size, device, slice_cfg)
     for item, dets in tqdm(stream, total=len(paths), desc="predict", unit="img", disable=not progress):
         det = dets["_"]
         keep = det.scores >= score
@@ -249,8 +262,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="inputs (images or tiles) per forward pass")
     p.add_argument("--slice", type=int, default=None, metavar="SIZE", help="detect in SIZE x SIZE tiles")
     p.add_argument("--overlap", type=float, default=0.2, help="tile overlap fraction (default 0.2)")
-    p.add_argument("--merge", choices=("nms", "softnms", "greedy"), default="greedy",
-                   help="merge across tiles: nms | softnms | greedy (SAHI greedy NMM, default)")
+    p.add_argument("--merge", choices=("nms", "softnms", "greedy"), default="nms",
+                   help="merge across tiles: nms (default) | softnms | greedy (SAHI greedy NMM)")
     p.add_argument("--full-image", action="store_true", help="with --slice: also detect on the whole image")
     p.add_argument("--sr", default=None, metavar="GENERATOR", help="super-resolve first: an SR .pth or 'bicubic'")
     p.add_argument("--sr-scale", type=int, default=4, help="upscaling factor of --sr bicubic (default 4)")

@@ -14,7 +14,10 @@ is warped to the detector's S x S input like a whole image, so a tile at
 * ``greedy``: SAHI's greedy non-maximum merging (``GreedyNMMPostprocess``, its default
   for sliced prediction): per class, in score order, a kept box absorbs every later
   box whose intersection over the smaller box (IOS) with it is >= ``merge_threshold``
-  (0.5 in SAHI); the kept box grows to the union, its score stays the highest.
+  (0.5 in SAHI); the kept box grows to the union, its score stays the highest.  It merges
+  every detection above the post-processing score threshold, so use it with a confidence
+  floor as SAHI does (``predict --score``): at the evaluation's 0.01 the boxes grow into the
+  union of their low-score neighbours (README "Predict, sliced inference and export").
 
 SAHI itself is not imported: its slicing and merging work on per-tile Python
 object lists and pull shapely/fire, while the core must run with torch alone; the
@@ -47,14 +50,14 @@ class SliceConfig:
     Attributes:
         size: window side in image pixels (about the detector's input size keeps objects at native scale).
         overlap: fraction of ``size`` shared by neighbouring windows, in [0, 1).
-        merge: ``nms``, ``softnms`` (the method's own settings) or ``greedy`` (SAHI greedy NMM).
+        merge: ``nms`` (default), ``softnms`` (the method's own settings) or ``greedy`` (SAHI greedy NMM).
         merge_threshold: IOS at which ``greedy`` merges two boxes (SAHI: 0.5).
         full_image: also run the whole image (warped to S x S) and merge its boxes in, for large objects.
     """
 
     size: int = 300
     overlap: float = 0.2
-    merge: Merge = "greedy"
+    merge: Merge = "nms"
     merge_threshold: float = 0.5
     full_image: bool = False
 
