@@ -4,7 +4,7 @@
     python -m pipeline.presets run quick                      # the whole pipeline in minutes on 2 CPU cores
     python -m pipeline.presets run shallow fem -S train.steps=600   # extra overrides for every preset named
     python -m pipeline.presets run shallow fem --queue         # queue only; then `dvc queue start`
-    dvc exp show --only-changed --no-pager --drop 'data/|Created'   # side by side, terminal-wide
+    dvc exp show --only-changed --no-pager --drop 'data/|Created|State|Executor'   # side by side, terminal-wide
 
 Presets compose by listing several; each becomes one experiment named after it.
 ``-S key=value`` overrides apply to every preset named and win over the preset's own

@@ -1,7 +1,7 @@
 """The headline numbers of one evaluation: ``<out>/summary.json``, the metrics DVC shows by default.
 
 About a dozen numbers, short keys, so ``dvc metrics show``, ``dvc metrics diff`` and
-``dvc exp show --only-changed --no-pager --drop "data/|Created"`` fit a 160-column terminal (the full matrix stays in
+``dvc exp show --only-changed --no-pager --drop "data/|Created|State|Executor"`` fit a 160-column terminal (the full matrix stays in
 ``metrics.json``: ``python -m pipeline.evaluation.show``)::
 
     {"hr": {"nms": .., "soft": .., "small": ..}, "sr": {..}, "lr": {"nms": .., "soft": ..},
