@@ -63,7 +63,7 @@ def test_runs_resume_and_a_same_named_run_with_other_params_is_refused(project):
     # a progress line per change of state, not per tick of the running run's seconds
     states = [re.sub(r" \(\d+ (s|min)\)", "", line.split(" · about")[0])
               for line in said if line.startswith("queue: ") and " finished · " in line]
-    assert len(states) >= 2 and all(a != b for a, b in zip(states, states[1:])), said
+    assert len(states) >= 2 and all(a != b for a, b in zip(states, states[1:], strict=False)), said
 
     said.clear()  # the same study again: nothing is queued, both are kept
     queue_and_run(project, cells, ["train.steps=5"], poll_s=0.5, say=said.append)
