@@ -34,7 +34,6 @@ from pipeline.evaluation.infer import load_split, predict_set_multi  # noqa: E40
 from pipeline.evaluation.results import detections_to_results  # noqa: E402
 from pipeline.evaluation.voc import evaluate_voc  # noqa: E402
 from pipeline.postprocess import PostprocessConfig  # noqa: E402
-from pipeline.predict import with_score_floor  # noqa: E402
 from pipeline.slicing import SliceConfig  # noqa: E402
 
 
@@ -72,7 +71,7 @@ def main() -> None:
     rows = []
     for name, (sl, floor) in variants.items():
         t = time.perf_counter()
-        post = {"nms": with_score_floor(PostprocessConfig(top_k=1000), floor)}
+        post = {"nms": PostprocessConfig(top_k=1000).with_score_floor(floor)}
         dets = predict_set_multi(model, a.set, post, a.split, a.batch_size, "cpu", progress=False, slice_cfg=sl)["nms"]
         secs = time.perf_counter() - t
         voc_all = evaluate_voc(records, dets, classes)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
-import math
 import os
 import re
 import sys
@@ -170,18 +169,6 @@ def _per_image_json(item: _Item, det: Detections, classes: Sequence[str]) -> dic
     }
 
 
-def with_score_floor(cfg: PostprocessConfig, score: float) -> PostprocessConfig:
-    """``cfg`` whose candidates already score >= ``score`` before NMS and before the merge across tiles.
-
-    For ``nms``/``softnms`` the kept boxes are the same as filtering afterwards (a box below the
-    floor only ever suppresses or decays boxes scoring less than itself).  For the ``greedy`` tile
-    merge it is SAHI's order (its confidence threshold comes first): merged after, every box grew
-    into the union of its low-score neighbours (README "Predict, sliced inference and export").
-    """
-    floor = math.nextafter(score, -math.inf)  # candidates need score > threshold; > nextafter(s) is >= s
-    return dataclasses.replace(cfg, score_threshold=max(cfg.score_threshold, floor))
-
-
 def predict(
     checkpoint: str | os.PathLike[str],
     sources: Sequence[str],
@@ -216,7 +203,7 @@ def predict(
         (out / "labels").mkdir(exist_ok=True)
     skipped: list[tuple[Path, str]] = []
     images, found = [], {}
-    stream = detect_images(model, _read_inputs(paths, resolver, skipped), {"_": with_score_floor(post_cfg, score)},
+    stream = detect_images(model, _read_inputs(paths, resolver, skipped), {"_": post_cfg.with_score_floor(score)},
                            batch_size, device, slice_cfg)
     for item, dets in tqdm(stream, total=len(paths), desc="predict", unit="img", disable=not progress):
         det = dets["_"]

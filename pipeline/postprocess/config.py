@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Literal
+
+import numpy as np
 
 from pipeline.config import require
 
@@ -45,3 +49,22 @@ class PostprocessConfig:
         require(self.top_k >= 1, f"{prefix}.top_k", "must be >= 1")
         require(0.0 < self.min_score < 1.0, f"{prefix}.min_score", "must be in (0, 1): the Soft-NMS floor")
         require(self.candidates_per_class >= 1, f"{prefix}.candidates_per_class", "must be >= 1")
+
+    def with_score_floor(self, score: float) -> PostprocessConfig:
+        """This config with candidates already scoring >= ``score`` before NMS and any merge across tiles.
+
+        For ``nms``/``softnms`` the kept boxes are the same as filtering afterwards (a box below the
+        floor only ever suppresses or decays boxes scoring less than itself).  For the ``greedy`` tile
+        merge it is SAHI's order (its confidence threshold comes first): merged after, every box grew
+        into the union of its low-score neighbours (README "Predict, sliced inference and export").
+        """
+        return dataclasses.replace(self, score_threshold=max(self.score_threshold, float32_below(score)))
+
+
+def float32_below(score: float) -> float:
+    """The largest float32 below every float32 that is >= ``score``: for float32 class scores,
+    ``s > float32_below(score)`` is exactly ``s >= score`` (``score`` itself may not be a float32)."""
+    at_or_above = np.float32(score)
+    if float(at_or_above) < score:  # rounded down: the next float32 up is the first one >= score
+        return float(at_or_above)
+    return float(np.nextafter(at_or_above, np.float32(-math.inf)))

@@ -217,3 +217,25 @@ def test_config_validation_names_key():
         parse(PostprocessConfig, {"sigma": 0.0}, "evaluate.postprocess")
     with pytest.raises(ConfigError, match=r"evaluate\.postprocess\.method"):
         parse(PostprocessConfig, {"method": "soft"}, "evaluate.postprocess")
+
+
+@pytest.mark.parametrize("method", ["nms", "soft_linear"])
+def test_score_floor_keeps_exactly_the_boxes_at_or_above_it(method):
+    # three separate boxes of one class scoring 0.2, 0.3 and 0.4 (exact in float32): a floor of 0.3 keeps two
+    boxes = torch.tensor([[[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0], [40.0, 40.0, 50.0, 50.0]]])
+    scores = torch.tensor([[[0.0, 0.2], [0.0, 0.3], [0.0, 0.4]]])
+    floor = float(torch.tensor(0.3))  # the float32 score, as a Python float
+    cfg = PostprocessConfig(method=method)
+    assert postprocess(boxes, scores, cfg)[0].scores.numel() == 3
+    kept = postprocess(boxes, scores, cfg.with_score_floor(floor))[0]
+    assert sorted(kept.scores.tolist()) == pytest.approx([0.3, 0.4])
+    assert cfg.with_score_floor(0.001).score_threshold == cfg.score_threshold  # never lowers the threshold
+
+
+@given(st.floats(min_value=1e-6, max_value=0.999, allow_nan=False))
+def test_float32_below_is_exactly_at_or_above_for_float32_scores(score):
+    from pipeline.postprocess.config import float32_below
+
+    below = np.float32(float32_below(score))
+    up = np.nextafter(below, np.float32(1.0))
+    assert float(below) < score <= float(up)  # nothing float32 lies strictly between: > below is >= score
