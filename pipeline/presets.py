@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipeline.config import ConfigError, load_params, suggest
+from pipeline.dvc_cli import dvc_argv, dvc_env
 from pipeline.errors import PipelineError
 
 PRESETS: dict[str, dict[str, str]] = {
@@ -79,7 +79,7 @@ def dvc_exp_command(name: str, queue: bool = False, overrides: Mapping[str, str]
     """``dvc exp run`` arguments for preset ``name`` plus ``overrides`` (which win on a shared key)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; {suggest(name, PRESETS)}")
-    cmd = [sys.executable, "-m", "dvc", "exp", "run", "-n", name]
+    cmd = dvc_argv("exp", "run", "-n", name)
     if queue:
         cmd.append("--queue")
     for key, value in {**PRESETS[name], **(overrides or {})}.items():
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for cmd in commands(args.names, args.overrides, args.queue, args.params):
         print("$", " ".join(["dvc", *cmd[3:]]))
-        if not args.dry_run and subprocess.run(cmd).returncode != 0:
+        if not args.dry_run and subprocess.run(cmd, env=dvc_env()).returncode != 0:
             raise PipelineError(f"dvc exp run for preset {cmd[cmd.index('-n') + 1]!r} failed (its error is above)")
     if args.queue and not args.dry_run:
         print("queued; run them with `dvc queue start` and follow with `dvc queue status`")

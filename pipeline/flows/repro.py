@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.states import Completed, State
 
+from pipeline.dvc_cli import dvc_argv, dvc_env
 from pipeline.errors import PipelineError
 from pipeline.runlock import run_lock
 
@@ -63,8 +63,8 @@ def stage_changed(repo: Path, stage: str) -> bool:
 
 
 def _run_dvc(args: list[str], repo: Path) -> str:
-    proc = subprocess.Popen([sys.executable, "-m", "dvc", *args], cwd=repo, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(dvc_argv(*args), cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=dvc_env())
     logger = get_run_logger()
     lines = []
     assert proc.stdout is not None

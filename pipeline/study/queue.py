@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pipeline.dvc_cli import dvc_argv, dvc_env, require_dvc_executable
 from pipeline.errors import PipelineError
 from pipeline.study.grid import Cell, experiment_refs, finished_cells, resolve_commit
 
@@ -30,7 +30,7 @@ _RANK = {"Running": 3, "Queued": 2, "Success": 1, "Failed": 0}
 
 
 def _dvc(root: Path, *args: str, capture: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, text=True, capture_output=capture)
+    proc = subprocess.run(dvc_argv(*args), cwd=root, text=True, capture_output=capture, env=dvc_env())
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-1:] if capture else []
         raise PipelineError(f"dvc {' '.join(args[:3])} failed (exit {proc.returncode}){': ' + tail[0] if tail else ''}")
@@ -57,8 +57,10 @@ def start_workers(root: Path, jobs: int) -> int:
     Output goes through a file, not a pipe: the detached worker inherits the command's stdout,
     and reading a pipe to its end would wait for the worker to exit (the whole queue).
     """
+    env = dvc_env()
+    require_dvc_executable(env)
     with tempfile.TemporaryFile(mode="w+") as out:
-        proc = subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", str(jobs)], cwd=root,
+        proc = subprocess.run(dvc_argv("queue", "start", "-j", str(jobs)), cwd=root, env=env,
                               stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
         out.seek(0)
         text = out.read()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.dvc_cli import dvc_env
 from pipeline.errors import PipelineError
 from pipeline.study.grid import Cell, experiment_refs, finished_cells, grid
 from pipeline.study.queue import _wait, queue_and_run, queue_states
@@ -35,13 +36,17 @@ def _git(root: Path, *args: str) -> None:
 
 
 def _dvc(root: Path, *args: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True, text=True,
+                          env=dvc_env())  # the test's own setup runs its stage with this Python
     assert proc.returncode == 0, f"dvc {args}: {proc.stdout} {proc.stderr}"
 
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    # PATH without this environment's bin, as for `.venv/bin/python -m pipeline.study` run without
+    # activating it: the study must still start DVC's queue worker (`dvc`) and stages (`python`) from it
+    here = str(Path(sys.executable).parent)
+    monkeypatch.setenv("PATH", os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != here))
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
     _git(tmp_path, "init", "-q")
     _dvc(tmp_path, "init", "-q")
