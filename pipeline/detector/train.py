@@ -27,6 +27,7 @@ import dataclasses
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -339,7 +340,12 @@ def _train(
                 scaler.step(optimizer)
                 scaler.update()
                 lr = optimizer.param_groups[0]["lr"]
-                scheduler.step()
+                with warnings.catch_warnings():
+                    # fp16: GradScaler skips the first steps while it finds its scale; the schedule
+                    # still follows the step count (what a resume restores), so torch's
+                    # "scheduler before optimizer" warning does not apply.
+                    warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+                    scheduler.step()
                 step += 1
                 images_seen += cfg.batch_size
                 window += torch.stack([losses["loss"].detach(), losses["cls"].detach(), losses["box"].detach()])
