@@ -2,6 +2,7 @@
 
     python -m pipeline.study --variants ssd shallow fem atss mdssd --seeds 3 [-S key=value ...]
     python -m pipeline.study --variants ssd shallow --seeds 2 --report-only   # re-read finished runs
+    python -m pipeline.study --variants shallow shallow@model.small_iou_threshold=0.5 --seeds 3   # a param as an arm
 
 Run it in a clone whose baseline (``dvc repro``) is committed: the queue bases every run on HEAD.
 Runs that already finished on HEAD with the same params are kept, so after an interruption (or a
@@ -23,7 +24,14 @@ from pipeline.errors import PipelineError
 from pipeline.presets import check_key, parse_override
 from pipeline.study.cost import estimate
 from pipeline.study.effects import Effect, RunResult, study_effects
-from pipeline.study.grid import BOOTSTRAP_FILE, finished_cells, grid, read_json_at, require_clean_workspace
+from pipeline.study.grid import (
+    BOOTSTRAP_FILE,
+    finished_cells,
+    grid,
+    read_json_at,
+    require_clean_workspace,
+    split_variant,
+)
 from pipeline.study.queue import queue_and_run
 from pipeline.study.report import write_study
 
@@ -32,7 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m pipeline.study", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variants", nargs="+", default=["ssd", "shallow", "fem", "atss", "mdssd"],
-                   help="model.variant values; the first is the baseline of 'variant − baseline' effects")
+                   help="model.variant values, each optionally with its own params after '@' "
+                        "(shallow@model.small_iou_threshold=0.5); the first is the baseline of "
+                        "'variant − baseline' effects")
     p.add_argument("--seeds", type=int, default=3, help="training seeds per variant (train.seed = 0..N-1)")
     p.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
                    help="params.yaml override passed to every run (dvc exp run -S)")
@@ -69,7 +79,8 @@ def run_study(argv: list[str] | None = None) -> StudyOutcome:
     args = parse_args(argv)
     root = args.repo.resolve()
     params = load_params(root / "params.yaml")
-    for o in args.set_param:  # a typo'd key is one line before anything is queued, as for presets
+    own = [o for v in args.variants for o in split_variant(v)[1]]
+    for o in [*own, *args.set_param]:  # a typo'd key is one line before anything is queued, as for presets
         check_key(params, parse_override(o)[0])
     if args.baseline != "HEAD" and not args.report_only:
         raise PipelineError("--baseline reads finished runs of another commit: use it with --report-only")

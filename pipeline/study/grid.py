@@ -2,7 +2,9 @@
 
 Each cell (variant, seed) is one DVC experiment ``<prefix>-<variant>-s<seed>`` run with
 ``-S model.variant=<variant> -S train.seed=<seed>`` plus the user's overrides
-(:mod:`pipeline.study.queue` queues and runs them).  Only the training seed varies: the data,
+(:mod:`pipeline.study.queue` queues and runs them).  A variant may carry its own params after
+``@`` (``shallow@model.small_iou_threshold=0.5``): an arm of the study that differs from the
+plain variant in those params only, named ``<prefix>-shallow-model.small_iou_threshold=0.5-s0``.  Only the training seed varies: the data,
 the SR model and the test set are the same in every run, so DVC re-runs ``train`` and
 ``evaluate`` only.  A finished run's files are read from its experiment commit (``git show
 <ref>:<path>``), so the workspace is never touched.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,10 +39,25 @@ class Cell:
 
     @property
     def name(self) -> str:
-        return f"{self.prefix}-{self.variant.replace('+', '_')}-s{self.seed}"
+        variant, own = split_variant(self.variant)
+        parts = [variant.replace("+", "_"), *(re.sub(r"[^A-Za-z0-9_.=-]", "_", o) for o in own)]
+        return f"{self.prefix}-{'-'.join(parts)}-s{self.seed}"
 
     def overrides(self, extra: Sequence[str] = ()) -> list[str]:
-        return [f"model.variant={self.variant}", f"train.seed={self.seed}", *extra]
+        variant, own = split_variant(self.variant)
+        return [f"model.variant={variant}", *own, f"train.seed={self.seed}", *extra]
+
+
+def split_variant(spec: str) -> tuple[str, list[str]]:
+    """``'shallow@model.small_iou_threshold=0.5'`` -> ``('shallow', ['model.small_iou_threshold=0.5'])``."""
+    variant, *own = spec.split("@")
+    if not variant:
+        raise PipelineError(f"--variants {spec!r}: no model.variant before '@'")
+    for text in own:
+        key = parse_override(text)[0]
+        if key in ("model.variant", "train.seed"):
+            raise PipelineError(f"--variants {spec!r}: {key} is set by the study itself")
+    return variant, own
 
 
 def grid(variants: Sequence[str], seeds: int, prefix: str = "study") -> list[Cell]:
@@ -48,7 +66,11 @@ def grid(variants: Sequence[str], seeds: int, prefix: str = "study") -> list[Cel
         raise PipelineError(f"--seeds must be at least 1 (got {seeds})")
     if len(set(variants)) != len(variants):
         raise PipelineError(f"--variants lists a variant twice: {' '.join(variants)}")
-    return [Cell(v, s, prefix) for v in variants for s in range(seeds)]
+    cells = [Cell(v, s, prefix) for v in variants for s in range(seeds)]
+    names = [c.name for c in cells]
+    if len(set(names)) != len(names):
+        raise PipelineError(f"--variants {' '.join(variants)}: two of them map to the same experiment names")
+    return cells
 
 
 def require_clean_workspace(root: Path) -> None:

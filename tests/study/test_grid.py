@@ -39,3 +39,30 @@ def test_a_mistyped_override_or_a_baseline_without_report_only_stops_before_anyt
         run_study(["--repo", str(tmp_path), "-S", "train.stesp=600"])
     with pytest.raises(PipelineError, match="--baseline .* use it with --report-only"):
         run_study(["--repo", str(tmp_path), "--baseline", "abc123"])
+
+
+def test_a_variant_with_its_own_params_is_an_arm_with_a_valid_experiment_name(tmp_path):
+    from pipeline.study.grid import Cell, grid
+
+    assert Cell("shallow+fem", 0).name == "study-shallow_fem-s0"  # plain variants keep their names
+    arm = Cell("shallow@model.small_iou_threshold=0.5", 2)
+    assert arm.name == "study-shallow-model.small_iou_threshold=0.5-s2"
+    assert arm.overrides(["train.steps=600"]) == ["model.variant=shallow", "model.small_iou_threshold=0.5",
+                                                  "train.seed=2", "train.steps=600"]
+    odd = Cell("ssd@data.classes=[a, b]", 0)
+    for cell in (arm, odd):  # DVC refuses names git refuses: check with git itself
+        subprocess.run(["git", "check-ref-format", f"refs/exps/ab/cdef/{cell.name}"], check=True)
+    with pytest.raises(PipelineError, match="model.variant is set by the study itself"):
+        grid(["ssd@model.variant=fem"], 1)
+    with pytest.raises(PipelineError, match="no model.variant before '@'"):
+        grid(["@train.lr=0.1"], 1)
+    with pytest.raises(PipelineError, match="map to the same experiment names"):
+        grid(["ssd@train.milestones=[1]", "ssd@train.milestones=(1)"], 1)
+
+
+def test_a_mistyped_key_in_a_variants_own_params_stops_before_anything_is_queued(tmp_path):
+    from pipeline.study.__main__ import run_study
+
+    (tmp_path / "params.yaml").write_text("model:\n  small_iou_threshold: 0.3\n")
+    with pytest.raises(PipelineError, match=r"model\.small_iou_treshold: no key 'small_iou_treshold' under model"):
+        run_study(["--repo", str(tmp_path), "--variants", "shallow", "shallow@model.small_iou_treshold=0.5"])
