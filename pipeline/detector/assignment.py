@@ -16,7 +16,7 @@ ATSS only: the IoU matcher forces each object's best box).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from itertools import pairwise
 from pathlib import Path
@@ -27,6 +27,7 @@ import torch
 from pipeline.atomic import write_json
 from pipeline.config import load_params, section
 from pipeline.detector.data import DetectionDataset, collate
+from pipeline.detector.matching import valid_gt
 from pipeline.detector.model import SSD, ModelConfig, build_detector
 from pipeline.detector.train import TrainConfig
 from pipeline.detector.transforms import RECIPES, build_transform
@@ -75,10 +76,12 @@ class Assignment:
             return np.where(pos > 0, np.asarray(self.iou_sum) / pos, np.nan)
 
 
-def _batches(dataset: DetectionDataset, epochs: int, batch_size: int) -> Iterator[tuple[torch.Tensor, ...]]:
+def _targets(dataset: DetectionDataset, epochs: int, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(gt_boxes, gt_labels) batches as training sees them; the augmented images are dropped."""
     keys = [(epoch, i) for epoch in range(epochs) for i in range(len(dataset))]
     for start in range(0, len(keys), batch_size):
-        yield collate([dataset[k] for k in keys[start : start + batch_size]])
+        _, boxes, labels = collate([dataset[k] for k in keys[start : start + batch_size]])
+        yield boxes, labels
 
 
 def _size_group(boxes: torch.Tensor, input_size: int, edges: Sequence[float]) -> torch.Tensor:
@@ -97,16 +100,16 @@ def _paired_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def count_assignment(
-    model: SSD, batches: Iterator[tuple[torch.Tensor, ...]], edges: Sequence[float] = SIZE_EDGES
+    model: SSD, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], edges: Sequence[float] = SIZE_EDGES
 ) -> Assignment:
-    """Run ``model.match`` on each (images, gt_boxes, gt_labels) batch and count its positives."""
+    """Run ``model.match`` on each (gt_boxes, gt_labels) batch and count its positives."""
     n_levels, n_sizes = len(model.levels), len(edges) + 1
     positives = torch.zeros(n_levels, n_sizes, dtype=torch.int64)
     objects = torch.zeros(n_sizes, dtype=torch.int64)
     unassigned = torch.zeros(n_sizes, dtype=torch.int64)
     iou_sum = torch.zeros(n_sizes, dtype=torch.float64)
     size = model.config.input_size
-    for _, gt_boxes, gt_labels in batches:
+    for gt_boxes, gt_labels in batches:
         labels, matched = model.match(gt_boxes, gt_labels)
         pos = labels > 0  # (N, A)
         group = _size_group(matched, size, edges)  # (N, A): size group of the matched object
@@ -114,7 +117,7 @@ def count_assignment(
         positives += torch.bincount(flat, minlength=n_levels * n_sizes).view(n_levels, n_sizes)
         iou = _paired_iou(model.anchors_xyxy.expand_as(matched)[pos], matched[pos])
         iou_sum += torch.bincount(group[pos], weights=iou.double(), minlength=n_sizes)
-        real = (gt_labels > 0) & (gt_boxes[..., 2:] > gt_boxes[..., :2]).all(-1)  # what the matchers count
+        real = valid_gt(gt_boxes, gt_labels)  # the objects the matchers count
         gt_group = _size_group(gt_boxes, size, edges)
         objects += torch.bincount(gt_group[real], minlength=n_sizes)
         # an object is covered when some positive box regresses to exactly its box
@@ -166,13 +169,13 @@ def assignment_of_set(
     transform = build_transform(train_cfg.augmentation, model_cfg.input_size)
     dataset = DetectionDataset(set_dir, train_cfg.split, transform, seed=train_cfg.seed,
                                include_difficult=train_cfg.include_difficult)
-    batches = list(_batches(dataset, epochs, batch_size))  # decoded once, matched by every variant
+    targets = list(_targets(dataset, epochs, batch_size))  # decoded and augmented once, for every variant
     out = []
     for variant in variants:
         # the matcher and default boxes do not depend on the channel width: build the narrowest
         cfg = replace(model_cfg, variant=variant, width=0.0625, backbone_weights=None)
         model = build_detector(cfg, len(dataset.classes), init_backbone=False)
-        out.append(count_assignment(model, iter(batches)))
+        out.append(count_assignment(model, targets))
     return out
 
 

@@ -18,7 +18,7 @@ from torch import Tensor
 from pipeline.detector.coding import box_iou
 
 
-def _valid_gt(gt_boxes: Tensor, gt_labels: Tensor) -> Tensor:
+def valid_gt(gt_boxes: Tensor, gt_labels: Tensor) -> Tensor:
     """(N, G) bool: a real object (label > 0) with positive width and height."""
     wh = gt_boxes[..., 2:] - gt_boxes[..., :2]
     return (gt_labels > 0) & (wh > 0).all(-1)
@@ -60,7 +60,7 @@ def match_iou(
     n, g = gt_labels.shape
     if g == 0:
         return _empty(gt_boxes, num_anchors)
-    valid = _valid_gt(gt_boxes, gt_labels)
+    valid = valid_gt(gt_boxes, gt_labels)
     iou = box_iou(gt_boxes, anchors_xyxy).masked_fill(~valid.unsqueeze(-1), -1.0)  # (N, G, A)
     best_iou, best_gt = iou.max(dim=1)  # (N, A)
     best_anchor = iou.argmax(dim=2)  # (N, G)
@@ -104,7 +104,7 @@ def match_atss(
     n, g = gt_labels.shape
     if g == 0:
         return _empty(gt_boxes, num_anchors)
-    valid = _valid_gt(gt_boxes, gt_labels)
+    valid = valid_gt(gt_boxes, gt_labels)
     gt = gt_boxes.float()
     iou = box_iou(gt, anchors_xyxy)  # (N, G, A)
     gcx = (gt[..., 0] + gt[..., 2]).unsqueeze(-1) / 2  # (N, G, 1)
